@@ -199,6 +199,7 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
             S.q_base: prec.bytes("weights"),
             S.M_cap: cl.gpu.memory,
             S.W_hbm: cl.gpu.memory_bandwidth,
+            S.n_sm: cl.gpu.sms or 1,
             S.P_tdp: cl.gpu.tdp,
             S.eta_gemm: plan.efficiency.gemm or DEFAULT_GEMM_EFFICIENCY,
             S.eta: plan.efficiency.mfu or 1.0,

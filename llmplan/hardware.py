@@ -49,6 +49,9 @@ class GPU(_Checked):
         inter_node: default link id of the node's network fabric.
         nics_per_node: network ports per node (default one per GPU).
         tdp: board power in watts.
+        sms: streaming multiprocessors (AMD: compute units) — the parallel units a GEMM's
+            output tiles are spread over; ``None`` turns off the wave-quantisation term
+            of the GEMM-shape efficiency model.
         vendor, arch, status, source, notes: provenance.
     """
 
@@ -63,6 +66,7 @@ class GPU(_Checked):
     inter_node: str = "ib-ndr"
     nics_per_node: int | None = None
     tdp: int | float = 0
+    sms: int | None = None
     vendor: str = ""
     arch: str = ""
     status: str = ""
@@ -78,6 +82,8 @@ class GPU(_Checked):
         _pos_number(self, "memory", p)
         _pos_number(self, "memory_bandwidth", p)
         _pos_number(self, "tdp", p, allow_zero=True)
+        if self.sms is not None and not (isinstance(self.sms, int) and not isinstance(self.sms, bool) and self.sms > 0):
+            p.append(Problem("sms", f"{self.sms!r} is not a positive whole number of streaming multiprocessors"))
         for key, value in self.peak.items():
             if key not in DTYPES_COMPUTE:
                 from .errors import did_you_mean

@@ -109,6 +109,7 @@ F_peak = declare("F_peak", "dense peak of the compute dtype, per GPU", "FLOP/s",
 F_peak8 = declare("F_peak8", "dense FP8 peak per GPU", "FLOP/s", integer=False)
 F_peak16 = declare("F_peak16", "dense BF16/FP16 peak per GPU (attention core under FP8 training)", "FLOP/s", integer=False)
 W_hbm = declare("W_hbm", "device-memory bandwidth per GPU", "B/s", integer=False)
+n_sm = declare("n_sm", "streaming multiprocessors per GPU (AMD: compute units)", "SMs")
 M_cap = declare("M_cap", "usable device memory per GPU", "B")
 W_nv = declare("W_nv", "intra-node link bandwidth per GPU, per direction", "B/s", integer=False)
 W_net = declare("W_net", "network bandwidth per GPU, per direction (node fabric ÷ GPUs per node)", "B/s", integer=False)
