@@ -118,4 +118,10 @@ def plan_warnings(plan: "Plan") -> list[str]:
         )
     if par.pp > 1 and par.zero >= 2:
         w.append(f"parallelism.zero = {par.zero} with pp = {par.pp}: ZeRO-2/3 re-shard gradients every micro-batch (Megatron and DeepSpeed allow only ZeRO-1 with PP)")
+    if par.framework == "hf" and par.recompute == "selective":
+        w.append(
+            'parallelism.framework = "hf" with recompute = "selective": transformers has no selective '
+            'recomputation (its gradient checkpointing is recompute = "full"); the attention core is '
+            "priced as recomputed, as in Megatron-LM"
+        )
     return w

@@ -31,6 +31,7 @@ __all__ = [
     "PRECISION_PRESETS",
     "DTYPE_BYTES",
     "OPTIMIZERS",
+    "FRAMEWORKS",
 ]
 
 #: Default achievable fraction of dense peak in training GEMMs (η_gemm). An
@@ -57,6 +58,11 @@ TRAINING_KINDS = METHOD_KINDS[:5]
 #: RL post-training (``kind = "rl"``, :class:`RL`, :mod:`llmplan.rl`).
 RL_ALGORITHMS = ("grpo", "ppo")
 RL_PLACEMENTS = ("colocated", "separate")
+
+#: Whose activation accounting ``[parallelism] framework`` selects: Megatron-LM's fused
+#: kernels (Korthikanti et al. 2022) or the Hugging Face transformers modules
+#: (:func:`llmplan.formulas.memory.activations_per_layer` with ``hf=True``).
+FRAMEWORKS = ("megatron", "hf")
 
 #: Bytes per element of each storage dtype. nf4/int4 are 4 bits; the
 #: quantisation constants of block-wise formats are priced separately.
@@ -479,6 +485,16 @@ class Parallelism(_Checked):
         pp_schedule: ``1f1b`` | ``interleaved`` | ``gpipe``.
         virtual_stages: interleaved chunks per GPU (``interleaved`` only; default 2).
         offload: ``none`` | ``optimizer`` | ``optimizer+params`` (ZeRO-Offload).
+        framework: whose activation accounting applies (:data:`FRAMEWORKS`).
+            ``"megatron"`` (default): Korthikanti et al. 2022's count of Megatron-LM's
+            fused kernels. ``"hf"``: Hugging Face transformers modules, which also save
+            RMSNorm's fp32 input copy and ``rsqrt``, unfused SwiGLU's ``act(gate)``,
+            the fused attention kernel's fp32 log-sum-exp (eager: ``repeat_kv`` copies
+            and the fp32 softmax), MoE expert outputs (``activations_per_layer(...,
+            hf=True)``, measured by ``tests/oracle/test_oracle_activations.py``).
+            Changes ``memory.activations_per_layer`` and everything built on it
+            (``memory.per_gpu.activations``, ``time.elementwise_seconds``); training
+            plans only.
     """
 
     tp: int = 1
@@ -495,6 +511,7 @@ class Parallelism(_Checked):
     pp_schedule: str = "1f1b"
     virtual_stages: int | None = None
     offload: str = "none"
+    framework: str = "megatron"
 
     @property
     def sp(self) -> bool:
@@ -525,6 +542,7 @@ class Parallelism(_Checked):
         _choice(self, "recompute", ("none", "selective", "full"), p)
         _choice(self, "pp_schedule", ("1f1b", "interleaved", "gpipe"), p)
         _choice(self, "offload", ("none", "optimizer", "optimizer+params"), p)
+        _choice(self, "framework", FRAMEWORKS, p)
         if self.virtual_stages is not None:
             _pos_int(self, "virtual_stages", p)
         return p
@@ -549,6 +567,10 @@ class Efficiency(_Checked):
         memory_overhead: bytes per GPU for the CUDA context, allocator
             fragmentation and communication buffers; default
             :data:`DEFAULT_MEMORY_OVERHEAD`.
+        memory_bandwidth: achieved fraction of the GPU's datasheet memory bandwidth
+            in serving (``η_mem``, "MBU": every weight and KV-cache read of prefill and
+            decode, also an RL plan's rollouts); default
+            :data:`llmplan.formulas.serving.DEFAULT_MEMORY_BANDWIDTH_EFFICIENCY`.
     """
 
     mfu: float | None = None
@@ -556,10 +578,11 @@ class Efficiency(_Checked):
     elementwise_passes: float | None = None
     goodput: float | None = None
     memory_overhead: int | float | None = None
+    memory_bandwidth: float | None = None
 
     def _problems(self) -> list[Problem]:
         p: list[Problem] = []
-        for name in ("mfu", "gemm", "goodput"):
+        for name in ("mfu", "gemm", "goodput", "memory_bandwidth"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and 0 < value <= 1):
                 p.append(Problem(name, f"{value!r} is not in (0, 1]"))

@@ -306,12 +306,14 @@ def define(q: Definitions) -> None:
     )
     flash = par.flash_attention
     rec = par.recompute
+    hf = par.framework == "hf"  # [parallelism] framework: Hugging Face modules' saved tensors
+    act_src = KORTHIKANTI + ("; + what Hugging Face transformers modules save (framework = \"hf\")" if hf else "")
 
     def average(mode: str) -> sympy.Expr:
-        dense = activations_per_layer(model, tp_sp=par.sp, flash=flash, recompute=mode, moe_layer=False)
+        dense = activations_per_layer(model, tp_sp=par.sp, flash=flash, recompute=mode, moe_layer=False, hf=hf)
         if not model.is_moe:
             return dense
-        moe = activations_per_layer(model, tp_sp=par.sp, flash=flash, recompute=mode, moe_layer=True)
+        moe = activations_per_layer(model, tp_sp=par.sp, flash=flash, recompute=mode, moe_layer=True, hf=hf)
         return (L_dense * dense + L_moe * moe) / L
 
     A_layer = q.define(
@@ -320,7 +322,7 @@ def define(q: Definitions) -> None:
         average(rec) / c,
         "B",
         "activations one layer stores per micro-batch (average over dense/MoE layers; ÷ cp)",
-        KORTHIKANTI,
+        act_src,
     )
     q.define(
         "memory.activations_per_layer_no_recompute",
@@ -329,7 +331,7 @@ def define(q: Definitions) -> None:
         "B",
         "activations one layer would store per micro-batch without recomputation (÷ cp): "
         "the tensors the elementwise kernels read and write",
-        KORTHIKANTI,
+        act_src,
     )
     if par.pp_schedule == "gpipe":
         in_flight = m

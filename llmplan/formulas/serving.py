@@ -105,7 +105,8 @@ from .memory import (
 #: defines MBU); docs/serving.md compares the resulting TPOT with NVIDIA NIM's published
 #: Llama-3.3-70B FP8 TP2 H100 figures (18.6 ms ITL at concurrency 1), which imply about
 #: 0.6 end to end. Compute efficiency in prefill is the training GEMM efficiency
-#: η_gemm (``llmplan.plan.DEFAULT_GEMM_EFFICIENCY``, also an assumption).
+#: η_gemm (``llmplan.plan.DEFAULT_GEMM_EFFICIENCY``, also an assumption). A plan
+#: overrides η_mem with ``[efficiency] memory_bandwidth`` (``Efficiency.memory_bandwidth``).
 DEFAULT_MEMORY_BANDWIDTH_EFFICIENCY = 0.7
 
 #: Default weights per quantisation group: GPTQ/AWQ's customary 128 for int8/int4,
@@ -220,7 +221,7 @@ def serving_values(plan) -> tuple[dict, list[str]]:
         S.q_sc: scale,
         S.q_zp: zero,
         S.q_wx: max(q, 2),
-        S.eta_mem: DEFAULT_MEMORY_BANDWIDTH_EFFICIENCY,
+        S.eta_mem: DEFAULT_MEMORY_BANDWIDTH_EFFICIENCY if plan.efficiency.memory_bandwidth is None else plan.efficiency.memory_bandwidth,
         S.R_req: meth.requests_per_second or 0,
     }
     warnings: list[str] = []
@@ -230,6 +231,11 @@ def serving_values(plan) -> tuple[dict, list[str]]:
         )
     if par.cp > 1:
         warnings.append(f"parallelism.cp = {par.cp} is not modelled for inference (one GPU group per replica is tp × pp)")
+    if par.framework != "megatron":
+        warnings.append(
+            f"parallelism.framework = {par.framework!r} changes training activations only; "
+            "serving activations are the same bound for every framework"
+        )
     return vals, warnings
 
 

@@ -272,3 +272,33 @@ def test_gpt2_saves_korthikanti_eq1(dtype):
     expected = korthikanti + (q_a - 1) * masks + ln_stats
     assert expected == predicted(model, dtype, layer=0, flash=False) + (q_a - 1) * masks - 2 * 2 * sb * (4 - q_a)
     assert saved.per_layer == [expected] * model.layers
+
+
+# --- a whole plan with [parallelism] framework = "hf" -------------------------------------------
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+@pytest.mark.parametrize("dtype", ["bf16", "fp32"])
+def test_plan_with_hf_framework_reports_the_measured_bytes(dtype, attn):
+    """``framework = "hf"`` in a plan: its activation memory is what PyTorch saves (one micro-batch, pp = 1)."""
+    from llmplan import catalog, estimate
+    from llmplan.plan import Cluster, Method, Parallelism, Plan, Precision
+
+    model, hf = build("llama", dtype, attn)
+    saved = measure(hf, ids())
+
+    def plan(framework):
+        return Plan(
+            model=model,
+            method=Method(tokens=10**6, seq_len=SEQ, global_batch=B),
+            precision=Precision(activations=dtype),
+            cluster=Cluster(gpu=catalog.gpu("a100-80gb-sxm"), gpus=1),
+            parallelism=Parallelism(micro_batch=B, flash_attention=attn == "sdpa", framework=framework),
+        )
+
+    r = estimate(plan("hf")).results
+    assert saved.per_layer == [r["memory.activations_per_layer"]] * model.layers
+    # the layers and the logits buffer: the logits the model returns and the loss's fp32 log-softmax
+    log_softmax = [n for shape, dt, n in saved.outside if shape == (B * SEQ, VOCAB)]
+    assert r["memory.per_gpu.activations"] == sum(saved.per_layer) + saved.logits_bytes + sum(log_softmax)
+    assert estimate(plan("megatron")).results["memory.activations_per_layer"] < saved.per_layer[0]
