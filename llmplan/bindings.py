@@ -45,6 +45,8 @@ def model_values(model: Model) -> dict[sympy.Symbol, int]:
         S.d_nope: 1,
         S.d_rope: 1,
         S.d_v: 1,
+        S.G_r: 1,
+        S.k_G: 1,
     }
     if model.is_moe:
         moe = model.moe  # type: ignore[attr-defined]
@@ -55,6 +57,9 @@ def model_values(model: Model) -> dict[sympy.Symbol, int]:
                 S.E_s: moe.shared_experts,
                 S.f_e: model.expert_ffn,  # type: ignore[attr-defined]
                 S.f_s: model.shared_ffn,  # type: ignore[attr-defined]
+                # group-limited routing (DeepSeek-V3 §2.1.2); 1 of 1 group = no limit
+                S.G_r: moe.route_groups or 1,
+                S.k_G: moe.route_groups_per_token or 1,
             }
         )
     if model.mla is not None:
@@ -118,6 +123,42 @@ def _link_for_span(plan, span: int) -> tuple[float, float]:
     net = cl.inter_link
     per_gpu = net.bandwidth * cl.nics / cl.per_node
     return per_gpu * net.efficiency, net.latency
+
+
+def ep_node_layout(plan, tp: Any = None, cp: Any = None, ep: Any = None) -> tuple[Any, Any]:
+    """(nodes the expert-parallel group spans, its GPUs per node) — numbers or numpy arrays.
+
+    Ranks are laid out tp → cp → ep (Megatron-LM): an EP group's ranks are ``tp·cp`` apart,
+    so it spans ``min(ep, ⌈tp·cp·ep / gpus_per_node⌉)`` nodes with ``ep ÷ nodes`` of its
+    GPUs on each (1 when ``tp·cp`` fills a node).
+    """
+    import numpy as np
+
+    par, per_node = plan.parallelism, plan.cluster.per_node
+    tp = par.tp if tp is None else tp
+    cp = par.cp if cp is None else cp
+    ep = par.ep if ep is None else ep
+    nodes = np.minimum(ep, -(-(tp * cp * ep) // per_node))
+    local = np.maximum(1, ep // nodes)
+    if np.ndim(nodes) == 0:
+        return int(nodes), int(local)
+    return nodes, local
+
+
+def ep_intra_link(plan, tp: Any = None, cp: Any = None, ep: Any = None) -> tuple[Any, Any]:
+    """Bandwidth and latency between an expert-parallel group's GPUs on one node (span ≤ a node)."""
+    import numpy as np
+
+    par, per_node = plan.parallelism, plan.cluster.per_node
+    tp = par.tp if tp is None else tp
+    cp = par.cp if cp is None else cp
+    ep = par.ep if ep is None else ep
+    span = np.minimum(tp * cp * ep, per_node)
+    if np.ndim(span) == 0:
+        return _link_for_span(plan, int(span))
+    from .sweep import _link_arrays
+
+    return _link_arrays(plan, span)
 
 
 def resolved_batch(plan, dp: int) -> tuple[int, list[str]]:
@@ -248,6 +289,11 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
         vals[bw_sym], vals[alpha_sym] = bw, alpha
     bw, alpha = _link_for_span(plan, t * c * dp + 1)  # neighbouring stage: next block of ranks
     vals[S.W_pp], vals[S.alpha_pp] = bw, alpha
+    # expert-parallel nodes and the intra-node forwarding of group-limited dispatch (comm.py)
+    vals[S.n_epn], vals[S.n_epl] = ep_node_layout(plan)
+    vals[S.W_epl], vals[S.alpha_epl] = ep_intra_link(plan)
+    # DualPipe: SMs running communication; no scaling when the GPU's SM count is unknown
+    vals[S.n_csm] = par.communication_sms if cl.gpu.sms else 0
     vals[S.W_nv] = cl.intra_link.bandwidth
     vals[S.W_net] = cl.inter_link.bandwidth * cl.nics / cl.per_node
     vals[S.alpha_nv] = cl.intra_link.latency

@@ -92,6 +92,49 @@ def plan_problems(plan: "Plan") -> list[Problem]:
             )
     if plan.precision.dtype("compute") == "fp8" and "fp8" not in cl.gpu.peak:
         p.append(Problem("precision.compute", f"fp8: {cl.gpu.id} has no FP8 tensor cores in the catalog"))
+    p += _dualpipe_problems(plan, dp)
+    if meth.mtp and m.mtp_layers == 0:
+        p.append(Problem("method.mtp", "true, but model.mtp_layers = 0: the model has no multi-token-prediction modules to train"))
+    return p
+
+
+def dualpipe_micro_batches(plan: Plan, dp: int) -> tuple[int, str]:
+    """Micro-batches per step ``m`` of a training plan and the batch key that sets it."""
+    from .bindings import resolved_batch
+
+    meth = plan.method
+    key = "method.global_batch_tokens" if meth.global_batch is None and meth.global_batch_tokens is not None else "method.global_batch"
+    batch, _ = resolved_batch(plan, dp)
+    return batch // (dp * plan.parallelism.micro_batch), key
+
+
+def _dualpipe_problems(plan: Plan, dp: int | None) -> list[Problem]:
+    """DualPipe needs an even ``pp`` and an even number of micro-batches (DeepSeek-V3 report
+    §3.2.1: the pipeline stages and micro-batches must be divisible by 2); ``comm_sms`` goes
+    with DualPipe only and stays below the GPU's SMs."""
+    par, meth, gpu = plan.parallelism, plan.method, plan.cluster.gpu
+    p: list[Problem] = []
+    # checked here, not on Parallelism, so that a [[phase]] may override either key alone
+    if par.comm_sms is not None and par.pp_schedule != "dualpipe":
+        p.append(Problem("parallelism.comm_sms", f"only with pp_schedule = \"dualpipe\" (pp_schedule is "
+                         f"{par.pp_schedule!r}; the other schedules do not overlap communication with compute)"))
+    if par.pp_schedule != "dualpipe":
+        return p
+    if par.pp % 2:
+        p.append(Problem("parallelism.pp", f"{par.pp}: pp_schedule = \"dualpipe\" needs an even number of stages, its two "
+                         "directions meet in the middle (DeepSeek-V3 report §3.2.1; allowed: 2, 4, 6, …)"))
+    if not meth.training:
+        return p
+    if dp is not None and dp >= 1 and meth.kind != "rl":
+        m, key = dualpipe_micro_batches(plan, dp)
+        if m % 2:
+            unit = 2 * dp * par.micro_batch
+            p.append(Problem(key, f"gives {m} micro-batches per step (global batch ÷ (dp × micro_batch)); "
+                             f"pp_schedule = \"dualpipe\" needs an even number, half for each direction "
+                             f"(allowed: a global batch that is a multiple of 2 × dp × micro_batch = {unit} sequences)"))
+    if gpu.sms is not None and par.communication_sms >= gpu.sms:
+        p.append(Problem("parallelism.comm_sms", f"{par.communication_sms}: {gpu.id} has {gpu.sms} SMs and compute needs "
+                         f"some (allowed: 0 … {gpu.sms - 1})"))
     return p
 
 
@@ -118,10 +161,37 @@ def plan_warnings(plan: "Plan") -> list[str]:
         )
     if par.pp > 1 and par.zero >= 2:
         w.append(f"parallelism.zero = {par.zero} with pp = {par.pp}: ZeRO-2/3 re-shard gradients every micro-batch (Megatron and DeepSpeed allow only ZeRO-1 with PP)")
+    w += _dualpipe_warnings(plan)
     if par.framework == "hf" and par.recompute == "selective":
         w.append(
             'parallelism.framework = "hf" with recompute = "selective": transformers has no selective '
             'recomputation (its gradient checkpointing is recompute = "full"); the attention core is '
             "priced as recomputed, as in Megatron-LM"
         )
+    return w
+
+
+def _dualpipe_warnings(plan: Plan) -> list[str]:
+    """DualPipe with fewer than 2·pp micro-batches; routing groups that do not align with the EP nodes."""
+    from .bindings import ep_node_layout
+
+    par, meth, m = plan.parallelism, plan.method, plan.model
+    w: list[str] = []
+    dp = resolved_dp(plan)
+    if par.pp_schedule == "dualpipe" and meth.training and meth.kind != "rl" and dp is not None and dp >= 1:
+        micro, _ = dualpipe_micro_batches(plan, dp)
+        if micro < 2 * par.pp:
+            w.append(
+                f"parallelism.pp_schedule = \"dualpipe\" with {micro} micro-batches per step, fewer than 2 × pp = "
+                f"{2 * par.pp}: DeepSeek's reference implementation requires at least 2 × pp (deepseek-ai/DualPipe "
+                "dualpipe.py), and the bubble (pp/2 − 1)(F&B + B − 3W) assumes a full steady phase"
+            )
+    groups = m.moe.route_groups if m.is_moe else None  # type: ignore[attr-defined]
+    if groups is not None and plan.cluster.gpus is not None:
+        nodes, _ = ep_node_layout(plan)
+        if nodes > 1 and nodes % groups and groups % nodes:
+            w.append(
+                f"model.moe.route_groups = {groups} and the expert-parallel group spans {nodes} nodes: groups do not "
+                "map onto whole nodes, so the nodes a token reaches are approximated as if they did"
+            )
     return w

@@ -187,6 +187,9 @@ def _structure_key(plan: Plan) -> tuple:
         par.pp == 1,
         par.cp > 1,
         plan.efficiency.mfu is not None,
+        # [method] mtp (MTP FLOPs) and group-limited routing (comm.group_limited_all_to_all)
+        meth.trains_mtp(m),
+        None if moe is None else moe.route_groups is not None,
         None if plan.cost is None else (plan.cost.gpu_hour is not None, plan.cost.on_prem is not None and plan.cost.on_prem.power_price is not None, plan.cost.on_prem is not None),
     )
 

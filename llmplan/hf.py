@@ -365,6 +365,11 @@ def _deepseek_v3(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
     expert_ffn = r.req("moe_intermediate_size")
     first_dense = r.req("first_k_dense_replace", allow_zero=True)
     freq = r.opt_int("moe_layer_freq", default=1, why="DeepSeek reference default")
+    # group-limited routing (DeepseekV3TopkRouter; report sec. 2.1.2): no parameters, but it
+    # bounds the nodes a token's dispatch reaches (llmplan.formulas.comm)
+    groups = r.opt_int("n_group", default=8, why="DeepseekV3Config default")
+    per_token = r.opt_int("topk_group", default=4, why="DeepseekV3Config default")
+    route = _route_groups(r, groups, per_token, experts, top_k)
     layers = f["layers"]
     if any(v is None for k, v in mla_vals.items() if k != "q_lora_rank"):
         return f, None
@@ -391,7 +396,27 @@ def _deepseek_v3(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
         dense_layer_ids=dense_ids,
         # e_score_correction_bias is a buffer in transformers, not a parameter: no router bias.
         router_bias=False,
+        **route,
     )
+
+
+def _route_groups(r: _Reader, groups: int | None, per_token: int | None, experts: int | None, top_k: int | None) -> dict[str, Any]:
+    """``n_group``/``topk_group`` → ``route_groups``/``route_groups_per_token``; one group
+    (every expert in it, e.g. Kimi K2's config) is no group limit: both ``None``."""
+    if groups is None or per_token is None or experts is None or top_k is None or groups == 1:
+        return {}
+    if experts % groups:
+        r.problems.append(Problem(r._path("n_group"), f"{groups} does not divide the {experts} routed experts "
+                                  "(the router splits them into n_group equal groups)"))
+        return {}
+    if per_token > groups:
+        r.problems.append(Problem(r._path("topk_group"), f"{per_token} exceeds n_group = {groups} (allowed: 1 … {groups})"))
+        return {}
+    if per_token * (experts // groups) < top_k:
+        r.problems.append(Problem(r._path("topk_group"), f"{per_token}: {per_token} groups of {experts // groups} experts hold "
+                                  f"fewer than num_experts_per_tok = {top_k}"))
+        return {}
+    return {"route_groups": groups, "route_groups_per_token": per_token}
 
 
 def _olmo2(r: _Reader) -> dict[str, Any]:
@@ -715,8 +740,8 @@ def to_hf_config(model: Model) -> dict[str, Any]:
             v_head_dim=mla.v_head_dim,
             num_key_value_heads=model.heads,
             num_nextn_predict_layers=model.mtp_layers,
-            # routing groups must divide the experts; they hold no parameters
-            n_group=1, topk_group=1,
+            # group-limited routing; no parameters. One group = no limit (routing groups must divide the experts)
+            n_group=moe.route_groups or 1, topk_group=moe.route_groups_per_token or 1,
         )
     _unsupported(model, mt, bad)
     return d

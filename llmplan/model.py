@@ -119,6 +119,13 @@ class Experts(_Checked):
         router_bias: the router has a bias vector (a learned parameter).
         shared_expert_gate: a sigmoid gate ``Linear(hidden, 1)`` on the shared
             expert (Qwen2-MoE).
+        route_groups: group-limited routing (DeepSeek-V3 report §2.1.2, "node-limited
+            routing"; HF ``n_group``): the routed experts form this many equal groups of
+            consecutive experts, and ``None`` means no group limit. Holds no parameters;
+            it bounds the nodes a token's dispatch reaches
+            (:mod:`llmplan.formulas.comm`).
+        route_groups_per_token: groups a token's ``top_k`` experts may come from (HF
+            ``topk_group``; DeepSeek-V3: 4 of 8); required with ``route_groups``.
     """
 
     experts: int
@@ -131,6 +138,8 @@ class Experts(_Checked):
     moe_every: int = 1
     router_bias: bool = False
     shared_expert_gate: bool = False
+    route_groups: int | None = None
+    route_groups_per_token: int | None = None
 
     def _problems(self) -> list[Problem]:
         p: list[Problem] = []
@@ -144,6 +153,33 @@ class Experts(_Checked):
                 _positive_int(self, name, p)
         if isinstance(self.top_k, int) and isinstance(self.experts, int) and self.top_k > self.experts:
             p.append(Problem("top_k", f"{self.top_k} exceeds experts = {self.experts}"))
+        p += self._route_group_problems()
+        return p
+
+    def _route_group_problems(self) -> list[Problem]:
+        """Group-limited routing: both keys or neither; groups divide the experts; the chosen
+        groups hold at least ``top_k`` experts (HF ``DeepseekV3TopkRouter`` masks all others)."""
+        p: list[Problem] = []
+        groups, per_token = self.route_groups, self.route_groups_per_token
+        if groups is None and per_token is None:
+            return p
+        if groups is None or per_token is None:
+            missing = "route_groups" if groups is None else "route_groups_per_token"
+            p.append(Problem(missing, "required with group-limited routing: give route_groups (n_group) and "
+                             "route_groups_per_token (topk_group) together, or neither"))
+            return p
+        if not (_positive_int(self, "route_groups", p) & _positive_int(self, "route_groups_per_token", p)):
+            return p
+        if isinstance(self.experts, int) and self.experts % groups:
+            allowed = ", ".join(str(x) for x in divisors(self.experts))
+            p.append(Problem("route_groups", f"{groups} does not divide experts = {self.experts} (allowed: {allowed})"))
+            return p
+        if per_token > groups:
+            p.append(Problem("route_groups_per_token", f"{per_token} exceeds route_groups = {groups} (allowed: 1 … {groups})"))
+        elif isinstance(self.experts, int) and isinstance(self.top_k, int) and per_token * self.experts // groups < self.top_k:
+            need = -(-self.top_k * groups // self.experts)
+            p.append(Problem("route_groups_per_token", f"{per_token}: {per_token} groups of {self.experts // groups} experts "
+                             f"hold fewer than top_k = {self.top_k} (allowed: {need} … {groups})"))
         return p
 
 

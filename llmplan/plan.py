@@ -32,6 +32,8 @@ __all__ = [
     "DTYPE_BYTES",
     "OPTIMIZERS",
     "FRAMEWORKS",
+    "PP_SCHEDULES",
+    "DUALPIPE_COMM_SMS",
 ]
 
 #: Default achievable fraction of dense peak in training GEMMs (η_gemm). An
@@ -54,6 +56,8 @@ DEFAULT_MEMORY_OVERHEAD = 2 * 2**30
 
 METHOD_KINDS = ("pretrain", "continued-pretrain", "full-finetune", "lora", "qlora", "inference", "rl")
 TRAINING_KINDS = METHOD_KINDS[:5]
+#: Kinds that may train multi-token-prediction modules (``[method] mtp``): every weight trains.
+MTP_KINDS = ("pretrain", "continued-pretrain", "full-finetune")
 
 #: RL post-training (``kind = "rl"``, :class:`RL`, :mod:`llmplan.rl`).
 RL_ALGORITHMS = ("grpo", "ppo")
@@ -63,6 +67,15 @@ RL_PLACEMENTS = ("colocated", "separate")
 #: kernels (Korthikanti et al. 2022) or the Hugging Face transformers modules
 #: (:func:`llmplan.formulas.memory.activations_per_layer` with ``hf=True``).
 FRAMEWORKS = ("megatron", "hf")
+
+#: Pipeline schedules (``[parallelism] pp_schedule``): Megatron-LM's 1F1B and interleaved
+#: 1F1B (Narayanan et al. 2021 §2.2), GPipe (Huang et al. 2019), DeepSeek-V3's DualPipe
+#: (arXiv 2412.19437 §3.2.1).
+PP_SCHEDULES = ("1f1b", "interleaved", "gpipe", "dualpipe")
+
+#: SMs per GPU DeepSeek-V3 dedicates to communication under DualPipe: 20 of the H800's 132
+#: (report §3.2.2) — the default of ``[parallelism] comm_sms``.
+DUALPIPE_COMM_SMS = 20
 
 #: Bytes per element of each storage dtype. nf4/int4 are 4 bits; the
 #: quantisation constants of block-wise formats are priced separately.
@@ -266,6 +279,12 @@ class Method(_Checked):
         quant_zero_point: int8/int4 groups store a zero point (asymmetric,
             GPTQ/AWQ) as well as the fp16 scale (inference).
         rl: RL post-training settings for ``rl`` (:class:`RL`; defaults without a table).
+        mtp: train the model's multi-token-prediction modules (DeepSeek-V3 report §2.2;
+            ``model.mtp_layers``): their FLOPs join ``flops.per_token``
+            (:func:`llmplan.formulas.flops.mtp_forward_per_token`). Default (``None``):
+            on for ``pretrain`` when the model has MTP modules (the report trains them in
+            pre-training), off otherwise; ``true`` needs a full-training kind
+            (``pretrain``, ``continued-pretrain``, ``full-finetune``).
     """
 
     kind: str = "pretrain"
@@ -283,10 +302,17 @@ class Method(_Checked):
     quant_group_size: int | None = None
     quant_zero_point: bool = True
     rl: RL | None = None
+    mtp: bool | None = None
 
     @property
     def training(self) -> bool:
         return self.kind != "inference"
+
+    def trains_mtp(self, model) -> bool:
+        """Whether the run trains ``model``'s multi-token-prediction modules (``mtp`` in force)."""
+        if getattr(model, "mtp_layers", 0) == 0 or self.kind not in MTP_KINDS:
+            return False
+        return self.kind == "pretrain" if self.mtp is None else bool(self.mtp)
 
     def _problems(self) -> list[Problem]:
         p: list[Problem] = []
@@ -322,6 +348,11 @@ class Method(_Checked):
             pass  # defaults apply (LoRA())
         if self.rl is not None and self.kind != "rl":
             p.append(Problem("rl", f"a [method.rl] table needs kind = \"rl\" (kind is {self.kind!r})"))
+        if self.mtp is not None and not isinstance(self.mtp, bool):
+            p.append(Problem("mtp", f"{self.mtp!r} is not true or false"))
+        elif self.mtp and self.kind not in MTP_KINDS:
+            p.append(Problem("mtp", f"true with kind = {self.kind!r}: multi-token-prediction modules train only when every "
+                             f"weight does (allowed kinds: {', '.join(MTP_KINDS)})"))
         return p
 
     @property
@@ -482,7 +513,13 @@ class Parallelism(_Checked):
         sequence_parallel: Korthikanti et al. 2022 §4.2.2; default true when tp > 1.
         recompute: ``none`` | ``selective`` (attention core) | ``full``.
         flash_attention: no stored s² attention scores (Dao et al. 2022).
-        pp_schedule: ``1f1b`` | ``interleaved`` | ``gpipe``.
+        pp_schedule: ``1f1b`` | ``interleaved`` | ``gpipe`` | ``dualpipe`` (:data:`PP_SCHEDULES`).
+            ``dualpipe``: DeepSeek-V3's bidirectional schedule (arXiv 2412.19437 §3.2.1,
+            Table 2): bubble ``(pp/2 − 1)(F&B + B − 3W)``, two stages' parameters per GPU,
+            ``pp + 1`` micro-batches of activations, and the expert-parallel all-to-all and
+            pipeline sends of each chunk overlapped with the paired chunk's compute
+            (``docs/concepts.md#dualpipe``); needs an even ``pp`` and an even number of
+            micro-batches.
         virtual_stages: interleaved chunks per GPU (``interleaved`` only; default 2).
         offload: ``none`` | ``optimizer`` | ``optimizer+params`` (ZeRO-Offload).
         framework: whose activation accounting applies (:data:`FRAMEWORKS`).
@@ -495,6 +532,11 @@ class Parallelism(_Checked):
             Changes ``memory.activations_per_layer`` and everything built on it
             (``memory.per_gpu.activations``, ``time.elementwise_seconds``); training
             plans only.
+        comm_sms: streaming multiprocessors per GPU that run the communication kernels
+            overlapped with compute (``dualpipe`` only): the compute kernels get the other
+            ``sms − comm_sms``, so GEMM and attention time is scaled by ``sms / (sms − comm_sms)``.
+            Default :data:`DUALPIPE_COMM_SMS` (20 of the H800's 132 in DeepSeek-V3's run,
+            report §3.2.2); no scaling when the GPU's ``sms`` is unknown.
     """
 
     tp: int = 1
@@ -512,6 +554,14 @@ class Parallelism(_Checked):
     virtual_stages: int | None = None
     offload: str = "none"
     framework: str = "megatron"
+    comm_sms: int | None = None
+
+    @property
+    def communication_sms(self) -> int:
+        """SMs dedicated to communication in force: ``comm_sms``, the DualPipe default, or 0."""
+        if self.pp_schedule != "dualpipe":
+            return 0
+        return DUALPIPE_COMM_SMS if self.comm_sms is None else self.comm_sms
 
     @property
     def sp(self) -> bool:
@@ -540,11 +590,13 @@ class Parallelism(_Checked):
             _pos_int(self, "dp", p)
         _choice(self, "zero", (0, 1, 2, 3), p)
         _choice(self, "recompute", ("none", "selective", "full"), p)
-        _choice(self, "pp_schedule", ("1f1b", "interleaved", "gpipe"), p)
+        _choice(self, "pp_schedule", PP_SCHEDULES, p)
         _choice(self, "offload", ("none", "optimizer", "optimizer+params"), p)
         _choice(self, "framework", FRAMEWORKS, p)
         if self.virtual_stages is not None:
             _pos_int(self, "virtual_stages", p)
+        if self.comm_sms is not None:
+            _pos_int(self, "comm_sms", p, allow_zero=True)
         return p
 
 

@@ -129,6 +129,10 @@ def sweep(plan: Plan, **axes: Sequence[Any]) -> Sweep:
     for struct in itertools.product(*(values[k] for k in STRUCTURAL_AXES)):
         sdict = dict(zip(STRUCTURAL_AXES, struct))
         numeric = {k: values[k] for k in NUMERIC_AXES}
+        if sdict["pp_schedule"] == "dualpipe":
+            numeric["pp"] = [p for p in numeric["pp"] if p % 2 == 0]  # two directions: even pp
+            if not numeric["pp"]:
+                continue
         if sdict["pp_schedule"] != "interleaved":
             numeric["virtual_stages"] = [1]
         else:
@@ -165,6 +169,7 @@ def _template(plan: Plan, sdict: dict, sub: dict) -> Plan:
         zero=sdict["zero"],
         recompute=sdict["recompute"],
         pp_schedule=sdict["pp_schedule"],
+        comm_sms=plan.parallelism.comm_sms if sdict["pp_schedule"] == "dualpipe" else None,
         offload=sdict["offload"],
         sequence_parallel=True if plan.parallelism.sequence_parallel is None else plan.parallelism.sequence_parallel,
         virtual_stages=None,
@@ -213,6 +218,8 @@ def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict):
     if (cp > 1).any():
         valid &= plan.method.seq_len % (2 * cp) == 0
     m = np.maximum(B // (dp * mb), 1)
+    if sdict["pp_schedule"] == "dualpipe":  # even pp and micro-batches (DeepSeek-V3 report §3.2.1)
+        valid &= (pp % 2 == 0) & (m % 2 == 0)
     vals.update(
         {
             S.t: tp,
@@ -233,6 +240,10 @@ def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict):
         vals[getattr(S, f"W_{key}")], vals[getattr(S, f"alpha_{key}")] = bw, alpha
     bw, alpha = _link_arrays(template, tp * cp * dp + 1)
     vals[S.W_pp], vals[S.alpha_pp] = bw, alpha
+    from .bindings import ep_intra_link, ep_node_layout
+
+    vals[S.n_epn], vals[S.n_epl] = ep_node_layout(template, tp, cp, ep)
+    vals[S.W_epl], vals[S.alpha_epl] = ep_intra_link(template, tp, cp, ep)
     results = {}
     for key, item in q.items.items():
         free = tuple(sorted(item.expr.free_symbols, key=lambda s: s.name))

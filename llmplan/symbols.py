@@ -164,3 +164,14 @@ n_out = _declare_nonnegative("n_out", "generated tokens per request (method.new_
 q_sc = _declare_nonnegative("q_sc", "bytes of one quantisation group's scale (0: no groups)", "B", integer=False)
 q_zp = _declare_nonnegative("q_zp", "bytes of one quantisation group's zero point (0: symmetric)", "B", integer=False)
 R_req = _declare_nonnegative("R_req", "target load, requests per second (method.requests_per_second; 0: none)", "1/s", integer=False)
+
+# --- DualPipe overlap and group-limited expert routing ------------------------------------
+# DeepSeek-V3 report (arXiv 2412.19437) §3.2.1 (SMs for communication), §3.2.2 and §2.1.2
+# (node-limited routing: a token's experts lie in at most topk_group of n_group groups).
+n_csm = _declare_nonnegative("n_csm", "SMs per GPU running communication kernels (DualPipe overlap; 0: none or SMs unknown)", "SMs", integer=True)
+G_r = declare("G_r", "expert routing groups per MoE layer (n_group; 1: no group limit)", "groups")
+k_G = declare("k_G", "routing groups a token's experts may come from (topk_group)", "groups")
+n_epn = declare("n_epn", "nodes the expert-parallel group spans", "nodes")
+n_epl = declare("n_epl", "expert-parallel GPUs of one group per node", "GPUs")
+W_epl = declare("W_epl", "bandwidth per GPU, per direction, between the expert-parallel GPUs of one node", "B/s", integer=False)
+alpha_epl = declare("alpha_epl", "per-message latency between the expert-parallel GPUs of one node", "s", integer=False)

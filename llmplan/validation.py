@@ -660,7 +660,7 @@ def _production() -> list[Run]:
             )
         )
 
-    # DeepSeek-V3: 2048 H800, PP16, EP64, ZeRO-1 DP, no TP, FP8.
+    # DeepSeek-V3: 2048 H800, PP16 (DualPipe), EP64, ZeRO-1 DP, no TP, FP8.
     t = "runs.deepseek_v3"
     ds = catalog.model("deepseek-v3")
     out.append(
@@ -672,9 +672,12 @@ def _production() -> list[Run]:
                 name="DeepSeek-V3 pre-training",
                 model=ds,
                 method=Method(kind="pretrain", tokens=14.8e12, seq_len=4096, global_batch=15360),
-                precision=Precision(preset="fp8-mixed"),
+                # report sec. 3.3.3: BF16 AdamW moments; FP32 master weights and gradients
+                precision=Precision(preset="fp8-mixed", optimizer_states="bf16", grads="fp32"),
                 cluster=Cluster(gpu=catalog.gpu(H800), gpus=2048),
-                parallelism=Parallelism(tp=1, pp=16, ep=64, zero=1, micro_batch=1, recompute="selective"),
+                parallelism=Parallelism(
+                    tp=1, pp=16, ep=64, zero=1, micro_batch=1, recompute="selective", pp_schedule="dualpipe"
+                ),
             ),
             refs=(
                 Ref("gpus", 2048, f"{t}.gpu_count"),
@@ -700,9 +703,17 @@ def _production() -> list[Run]:
             layout="partly assumed",
             assumptions=(
                 "global batch 15,360 sequences of 4096 throughout (the report ramps 3072 → 15,360 over the first 469B tokens)",
-                ("pipeline schedule 1F1B: llmplan does not model DualPipe (which overlaps the EP all-to-all and PP "
-                "sends with compute and shrinks the bubble)"),
-                "selective recomputation (DeepSeek recomputes RMSNorm and the MLA up-projections), micro-batch 1 (not published)",
+                ("DualPipe (sec. 3.2.1) as llmplan models it: bubble (PP/2 - 1)(F&B + B - 3W) with F&B = F + B; the "
+                "EP all-to-all and PP sends hidden behind the paired chunk's compute in the reference schedule's "
+                "overlapped forward-backward pairs, the rest exposed; 20 of the 132 SMs reserved for communication "
+                "(sec. 3.2.2); two stages' parameters and PP + 1 micro-batches of activations per GPU"),
+                ("node-limited routing (sec. 2.1.2, 3.2.2): each token's dispatch crosses InfiniBand to at most 4 of the "
+                "8 nodes of its EP group, once per node, and is forwarded over NVLink, IB and NVLink overlapped"),
+                "the MTP module (depth 1, sec. 2.2) trains with the model: one more MoE block, projection and output head per token",
+                "AdamW moments in BF16, master weights and gradients in FP32 (sec. 3.3.3)",
+                ("selective recomputation, micro-batch 1 (not published); DeepSeek's own recomputation of RMSNorm and "
+                "the MLA up-projections and its FP8 caching of Linear inputs (sec. 3.2.3, 3.3.3) are not modelled, so "
+                "the predicted activation memory does not fit the 80 GB"),
                 "FP8 compute at the H800's dense FP8 peak (1979 TFLOP/s) with the default η_gemm = 0.6",
                 "H800: NVLink 4 limited to 200 GB/s per direction, NDR InfiniBand (catalog)",
             ),

@@ -242,6 +242,36 @@ def test_deepseek_aliases_and_q_lora_null():
     assert model.moe.experts == 64 and model.mtp_layers == 2 and model.mla.q_lora_rank is None
 
 
+def test_deepseek_route_groups_from_n_group_and_topk_group():
+    """DeepSeek-V3's config.json: n_group = 8, topk_group = 4 (node-limited routing, report §2.1.2)."""
+    model, warnings = from_hf_config(load("deepseek-v3"))
+    assert (model.moe.route_groups, model.moe.route_groups_per_token) == (8, 4)
+    assert not any("n_group" in w or "topk_group" in w for w in warnings)
+    d = to_hf_config(model)
+    assert (d["n_group"], d["topk_group"]) == (8, 4)
+    # absent: DeepseekV3Config's defaults, with a warning each
+    cfg = {k: v for k, v in load("deepseek-v3").items() if k not in ("n_group", "topk_group")}
+    model, warnings = from_hf_config(cfg)
+    assert (model.moe.route_groups, model.moe.route_groups_per_token) == (8, 4)
+    assert "n_group not given: assumed 8 (DeepseekV3Config default)" in warnings
+    assert "topk_group not given: assumed 4 (DeepseekV3Config default)" in warnings
+    # one group holds every expert (Kimi K2's config): no group limit, written back as 1 and 1
+    model, _ = from_hf_config({**load("deepseek-v3"), "n_group": 1, "topk_group": 1})
+    assert model.moe.route_groups is None and model.moe.route_groups_per_token is None
+    assert (to_hf_config(model)["n_group"], to_hf_config(model)["topk_group"]) == (1, 1)
+
+
+def test_deepseek_route_group_errors_name_the_config_key():
+    for bad, key, text in (
+        ({"n_group": 6}, "model.hf_config.n_group", "6 does not divide the 256 routed experts"),
+        ({"topk_group": 9}, "model.hf_config.topk_group", "9 exceeds n_group = 8 (allowed: 1 … 8)"),
+        ({"n_group": 64, "topk_group": 1}, "model.hf_config.topk_group", "fewer than num_experts_per_tok = 8"),
+    ):
+        with pytest.raises(PlanError) as exc:
+            from_hf_config({**load("deepseek-v3"), **bad})
+        assert text in problems(exc)[key], bad
+
+
 def test_deepseek_moe_layer_freq_follows_reference_rule():
     cfg = dict(load("deepseek-v3"), num_hidden_layers=10, first_k_dense_replace=2, moe_layer_freq=3)
     model, warnings = from_hf_config(cfg)

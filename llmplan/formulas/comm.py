@@ -24,7 +24,11 @@ all-reduce / reduce-scatter, PyTorch DDP and Megatron's overlap_grad_reduce) and
 only the part longer than the backward compute is exposed; CP's K/V passes hide
 behind the attention compute of the previous block; TP, EP and PP traffic is on
 the critical path (exposed), as in Megatron-LM without communication overlap
-tuning.
+tuning — except under DualPipe, where EP and PP traffic overlaps the paired chunk's
+compute (:func:`llmplan.formulas.time.dualpipe_exposed`).
+
+Models with routing groups (``[model.moe] route_groups``) use DeepSeek-V3's
+node-limited dispatch (:func:`group_limited_all_to_all`; report §2.1.2, §3.2.2).
 """
 
 from __future__ import annotations
@@ -84,6 +88,58 @@ def _gather_seconds(n, size, alpha, bw) -> sympy.Expr:
     return (n - 1) * alpha + (n - 1) / n * size / bw
 
 
+GROUP_LIMITED = "DeepSeek-V3 report (arXiv 2412.19437) §2.1.2 node-limited routing, §3.2.2 cross-node all-to-all"
+
+
+@formula("group_limited_all_to_all", GROUP_LIMITED)
+def group_limited_all_to_all(token_bytes) -> tuple[sympy.Expr, sympy.Expr]:
+    """(bytes one GPU sends, seconds) of one dispatch (or combine) all-to-all under group-limited routing.
+
+    ``token_bytes`` is one micro-batch's tokens on the GPU (``q_a·s·b·h/c``). Each token's
+    ``k`` experts come from at most ``k_G`` of the ``G_r`` routing groups (HF ``topk_group``
+    of ``n_group``). With experts placed on the expert-parallel ranks in order, a group
+    covers ``n_epn/G_r`` whole nodes of the ``n_epn`` the EP group spans (or a node holds
+    ``G_r/n_epn`` whole groups), so a token reaches at most
+    ``n_dest = min(k, n_epn, k_G·max(1, n_epn/G_r))`` nodes. DeepSeek-V3's dispatch
+    (report §3.2.2) sends a token **once per destination node** over InfiniBand, to the
+    GPU with the same in-node index, which forwards it over NVLink to the GPUs holding its
+    experts there. With routing spread evenly over nodes, the remote share of the
+    destination nodes is ``(n_epn − 1)/n_epn``:
+
+    * inter-node copies per token: ``n_dest·(n_epn − 1)/n_epn`` (DeepSeek-V3: 4 · 7/8 =
+      3.5, instead of ``k·(e−1)/e`` = 7.9 per-expert copies), at ``W_ep`` (the network
+      share per GPU);
+    * intra-node copies per token: ``k·(n_epl − 1)/n_epl`` — each routed copy moves over
+      NVLink unless its expert sits on the GPU it arrives at (``n_epl`` EP GPUs per node;
+      copies to two experts on one GPU are not merged, an upper bound), at ``W_epl``;
+    * the two run at once (the report's IB and NVLink "fully overlapped"): time =
+      ``max(inter/W_ep, intra/W_epl)`` + ``(n_epn − 1)·α_ep + (n_epl − 1)·α_epl``.
+
+    When the EP group fits in one node (``n_epn = 1``) this is the plain all-to-all of
+    ``k`` copies, ``k·(e−1)/e``, on the intra-node link. Exact node counts when
+    ``n_epn`` is a multiple or a divisor of ``G_r``; otherwise a group straddles two nodes
+    and ``n_dest`` is an approximation (a plan warning says so).
+    """
+    from ..symbols import G_r, W_epl, alpha_epl, k_G, n_epl, n_epn
+
+    n_dest = sympy.Min(k, n_epn, k_G * sympy.Max(1, n_epn / G_r))
+    inter = n_dest * (n_epn - 1) / n_epn * token_bytes
+    intra = k * (n_epl - 1) / n_epl * token_bytes
+    seconds = sympy.Max(inter / W_ep, intra / W_epl) + (n_epn - 1) * alpha_ep + (n_epl - 1) * alpha_epl
+    return inter + intra, seconds
+
+
+def mtp_moe_layers(plan) -> sympy.Expr:
+    """MoE blocks of trained multi-token-prediction modules (``L_mtp`` when the modules are
+    trained and their block is MoE, else 0); they dispatch like the model's MoE layers."""
+    from ..symbols import L_mtp
+
+    model = plan.model
+    if not plan.method.trains_mtp(model) or not model.is_moe or (model.layers - 1) not in model.moe_layer_ids():
+        return sympy.Integer(0)
+    return L_mtp
+
+
 def define(q: Definitions) -> None:
     """Add ``communication.*`` quantities (training plans)."""
     plan = q.plan
@@ -123,13 +179,19 @@ def define(q: Definitions) -> None:
     T_pp = q.define("communication.pp_seconds", "T_pp", pp_time, "s", "pipeline sends per step (first stage)", SRC)
     # --- expert parallel: dispatch + combine, forward and backward --------------------------
     if model.is_moe:
-        routed = k * act  # each token goes to k experts
+        token_bytes = act
         if plan.precision.dtype("compute") == "fp8":
             # forward dispatch in FP8, combine and backward in BF16 (DeepSeek-V3 report §3.3.2)
-            routed = routed * sympy.Rational(7, 8)
-        moe_layers_on_stage = L_s * L_moe / L
-        ep_bytes = 4 * moe_layers_on_stage * m * (e - 1) / e * routed
-        ep_time = 4 * moe_layers_on_stage * m * _gather_seconds(e, routed, alpha_ep, W_ep)
+            token_bytes = token_bytes * sympy.Rational(7, 8)
+        moe_layers_on_stage = L_s * (L_moe + mtp_moe_layers(plan)) / L
+        if model.moe.route_groups is not None:  # type: ignore[attr-defined]
+            one_bytes, one_time = group_limited_all_to_all(token_bytes)
+            ep_bytes = 4 * moe_layers_on_stage * m * one_bytes
+            ep_time = 4 * moe_layers_on_stage * m * one_time
+        else:
+            routed = k * token_bytes  # each token goes to k experts
+            ep_bytes = 4 * moe_layers_on_stage * m * (e - 1) / e * routed
+            ep_time = 4 * moe_layers_on_stage * m * _gather_seconds(e, routed, alpha_ep, W_ep)
     else:
         ep_bytes = ep_time = sympy.Integer(0)
     T_ep = q.define("communication.ep_seconds", "T_ep", ep_time, "s", "expert-parallel all-to-all per step", SRC)

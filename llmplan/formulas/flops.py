@@ -73,6 +73,42 @@ def mlp_per_token(model) -> sympy.Expr:
     return expr
 
 
+def _mtp_block_is_moe(model) -> bool:
+    """The MTP block has the shape of the model's last layer (:func:`llmplan.formulas.params.mtp`)."""
+    return model.is_moe and (model.layers - 1) in model.moe_layer_ids()
+
+
+def mtp_block_per_token(model) -> sympy.Expr:
+    """Forward FLOPs of one MTP module's transformer block for one token (no projection, no head)."""
+    block = attention_matmul_per_token(model) + attention_core_per_token(model)
+    if _mtp_block_is_moe(model):
+        block += k * _mlp_matmul(model, f_e) + 2 * h * E
+        if model.moe.shared_experts:
+            block += E_s * _mlp_matmul(model, f_s)
+    else:
+        block += _mlp_matmul(model, f)
+    return block
+
+
+@formula("mtp_forward_per_token", "DeepSeek-V3 report (arXiv 2412.19437) §2.2, Figure 3: Linear(2h→h), one transformer block, the shared output head")
+def mtp_forward_per_token(model) -> sympy.Expr:
+    """Forward FLOPs per token of the ``L_mtp`` multi-token-prediction modules.
+
+    Each module (DeepSeek-V3 report §2.2) concatenates the previous depth's hidden state
+    with the embedding of the next token (both RMS-normalised: no FLOPs here) and projects
+    them with ``M_k ∈ R^{h×2h}`` (``2·2h·h``), runs one transformer block (the shape of the
+    model's last layer, as in :func:`llmplan.formulas.params.mtp`: MoE for DeepSeek-V3,
+    ``k`` routed experts, the shared expert and the router) and the shared output head
+    (``2·h·V``); the embedding lookup is free. Every position is counted, also the last
+    ``L_mtp`` of a sequence that have no target (a ``L_mtp/s`` overcount, 0.02 % at s = 4096).
+    """
+    from ..symbols import L_mtp
+
+    if model.mtp_layers == 0:
+        return sympy.Integer(0)
+    return L_mtp * (2 * 2 * h * h + mtp_block_per_token(model) + 2 * h * V)
+
+
 @formula("forward_per_token", NARAYANAN)
 def forward_per_token(model) -> sympy.Expr:
     """Model forward FLOPs per token: layers (projections, attention core, MLPs) + LM head ``2·h·V``."""
@@ -93,6 +129,16 @@ def define(q: Definitions) -> None:
         NARAYANAN,
     )
     adapter = plan.method.adapter
+    mtp = plan.method.trains_mtp(model)  # [method] mtp: the MTP modules train with the model
+    if mtp:
+        fwd_mtp = q.define(
+            "flops.mtp_forward_per_token",
+            "F_mtp",
+            mtp_forward_per_token(model),
+            "FLOP/token",
+            "forward FLOPs per token of the trained multi-token-prediction modules",
+            "DeepSeek-V3 report (arXiv 2412.19437) §2.2",
+        )
     if plan.method.training and adapter is not None:
         from ..symbols import N_tr
 
@@ -111,21 +157,27 @@ def define(q: Definitions) -> None:
             per_token = q.define(
                 "flops.per_token",
                 "F_tok",
-                3 * fwd,
+                3 * (fwd + fwd_mtp) if mtp else 3 * fwd,
                 "FLOP/token",
-                "model FLOPs per trained token: forward + backward (2× forward)",
-                NARAYANAN + "; Kaplan et al. 2020 (6·N per token)",
+                "model FLOPs per trained token: forward + backward (2× forward)"
+                + (", the multi-token-prediction modules included" if mtp else ""),
+                NARAYANAN + "; Kaplan et al. 2020 (6·N per token)" + ("; DeepSeek-V3 report §2.2 (MTP)" if mtp else ""),
             )
+        from ..symbols import L_mtp
+
+        blocks = L + L_mtp if mtp else L  # the MTP blocks recompute like the model's layers
         if rec == "full":
             extra = L * (attention_matmul_per_token(model) + attention_core_per_token(model)) + mlp_per_token(model)
+            if mtp:
+                extra += L_mtp * mtp_block_per_token(model)
             extra_src = "full recomputation repeats every layer's forward (Narayanan et al. 2021 eq. (3): 4 passes)"
         elif rec == "selective":
-            extra = L * attention_core_per_token(model)
+            extra = blocks * attention_core_per_token(model)
             extra_src = "selective recomputation repeats the attention core (Korthikanti et al. 2022 §5)"
         else:
             extra, extra_src = sympy.Integer(0), "no recomputation"
         if plan.parallelism.flash_attention:
-            extra = extra + L * flash_backward_recompute_per_token(model)
+            extra = extra + blocks * flash_backward_recompute_per_token(model)
             extra_src += "; FlashAttention's backward recomputes QKᵀ (Dao 2023 §3.1)"
         recompute = q.define(
             "flops.recompute_per_token", "F_rec", extra, "FLOP/token", "recomputed forward FLOPs per token", extra_src

@@ -23,6 +23,12 @@ input of its norm and of its up-projection).
 Approximation: a stage's layers are assumed to have the model's average
 dense/MoE mix (exact when ``pp = 1`` or every layer is alike); when ``pp > 1``
 the first stage is taken to hold the larger of the embedding and the LM head.
+
+DualPipe (DeepSeek-V3 report, arXiv 2412.19437, §3.2.1 and Table 2): GPU ``i`` holds
+stages ``i`` and ``pp−1−i`` ("Parameter 2×"), so the reported GPU 0 holds two stages'
+layers plus the embedding, the LM head and — when trained — the multi-token-prediction
+modules (§2.2: the shallowest and deepest layers share a PP rank), and ``pp + 1``
+micro-batches of activations ("Activation PP+1").
 """
 
 from __future__ import annotations
@@ -90,6 +96,20 @@ def expert_params_per_layer(model) -> sympy.Expr:
     if not model.is_moe:
         return sympy.Integer(0)
     return L_moe * E * P.expert(model) / L
+
+
+def mtp_params_on_gpu(model) -> tuple[sympy.Expr, sympy.Expr]:
+    """(non-expert, routed-expert) parameters of the multi-token-prediction modules on the GPU
+    that holds the last stage: :func:`llmplan.formulas.params.mtp` split like a layer —
+    non-expert parameters ÷ ``t``, routed experts ÷ ``e·t_e``."""
+    from ..symbols import L_mtp
+
+    total = P.mtp(model)
+    if total == 0:
+        return sympy.Integer(0), sympy.Integer(0)
+    moe_block = model.is_moe and (model.layers - 1) in model.moe_layer_ids()
+    experts = L_mtp * E * P.expert(model) if moe_block else sympy.Integer(0)
+    return (total - experts) / t, experts / (e * t_e)
 
 
 def embedding_params_on_gpu(model, single_stage: bool) -> sympy.Expr:
@@ -225,21 +245,28 @@ def define(q: Definitions) -> None:
     single_stage = par.pp == 1
     zero = par.zero
     edp = n_dp / e  # expert-data-parallel group: experts are replicated dp/ep times
+    # DualPipe: GPU 0 holds stages 0 and pp−1 (two stages' layers, embedding and LM head)
+    dual = par.pp_schedule == "dualpipe" and not single_stage
+    holds_last = single_stage or dual  # the reported GPU holds the last stage
+    stages = 2 if dual else 1
+    mtp_dense, mtp_experts = mtp_params_on_gpu(model) if holds_last and method.trains_mtp(model) else (0, 0)
+    dual_src = "; DualPipe: two stages per GPU (DeepSeek-V3 report Table 2)" if dual else ""
+    mtp_src = "; + the trained MTP modules (DeepSeek-V3 report §2.2)" if mtp_dense != 0 else ""
     P_ne = q.define(
         "memory.params_on_gpu.dense",
         "P_gpu",
-        L_s * nonexpert_layer_params(model) / t + embedding_params_on_gpu(model, single_stage),
+        stages * L_s * nonexpert_layer_params(model) / t + embedding_params_on_gpu(model, holds_last) + mtp_dense,
         "params",
         "non-expert parameters held by the reported GPU (before ZeRO sharding)",
-        "Megatron-LM tensor/pipeline sharding (Shoeybi et al. 2019; Narayanan et al. 2021)",
+        "Megatron-LM tensor/pipeline sharding (Shoeybi et al. 2019; Narayanan et al. 2021)" + dual_src + mtp_src,
     )
     P_ex = q.define(
         "memory.params_on_gpu.experts",
         "P_gpu_e",
-        L_s * expert_params_per_layer(model) / (e * t_e),
+        stages * L_s * expert_params_per_layer(model) / (e * t_e) + mtp_experts,
         "params",
         "routed-expert parameters held by the reported GPU (E/ep experts per MoE layer)",
-        "expert parallelism: GShard (Lepikhin et al. 2020)",
+        "expert parallelism: GShard (Lepikhin et al. 2020)" + dual_src + mtp_src,
     )
 
     adapter = method.adapter
@@ -274,7 +301,7 @@ def define(q: Definitions) -> None:
     else:
         from ..symbols import q_base
 
-        emb = embedding_params_on_gpu(model, single_stage)
+        emb = embedding_params_on_gpu(model, holds_last)
         frozen = q_base * (P_ne - emb + P_ex) + q_w * emb
         weight_bytes = sharded(3, frozen + q_w * P_tr)
         weight_src = "frozen base at q_base bytes (NF4 + absmax constants for QLoRA, Dettmers et al. 2023 §3), embeddings 16-bit, adapters at q_w"
@@ -337,21 +364,29 @@ def define(q: Definitions) -> None:
         in_flight = m
     elif par.pp_schedule == "interleaved":
         in_flight = sympy.Min(p, m) * (1 + (p - 1) / (p * v))
+    elif dual:
+        in_flight = sympy.Min(p + 1, m)  # DeepSeek-V3 report Table 2: "Activation PP+1"
     else:
         in_flight = sympy.Min(p, m)
     acts = L_s * in_flight * A_layer
     if rec != "none":
         # the layer being recomputed in the backward pass holds its full activations again
         acts += (average("none") - average(rec)) / c
-    if single_stage:
+    if holds_last:
         acts += (q_a + 4) * s * b * V / (t * c)  # logits and their fp32 copy for the loss
+    if mtp_dense != 0:
+        from ..symbols import L_mtp
+
+        acts += L_mtp * A_layer  # the MTP blocks of the last stage's micro-batch
     q.define(
         "memory.per_gpu.activations",
         "M_a",
         acts,
         "B",
-        "activations of the in-flight micro-batches on the first stage (+ logits when pp = 1)",
-        KORTHIKANTI + "; Megatron-LM theoretical_memory_usage.py (interleaving penalty)",
+        "activations of the in-flight micro-batches on the first stage (+ logits and the trained MTP modules' "
+        "activations when the GPU also holds the last stage: pp = 1 or DualPipe)",
+        KORTHIKANTI + "; Megatron-LM theoretical_memory_usage.py (interleaving penalty)"
+        + ("; DeepSeek-V3 report Table 2 (DualPipe: PP + 1 micro-batches)" if dual else ""),
     )
     other = M_over
     if adapter is not None:

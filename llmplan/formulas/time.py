@@ -7,6 +7,9 @@
   ``docs/concepts.md#efficiency``);
 * ``T_bubble = T_comp · (p−1)/(v·m)`` — the 1F1B pipeline bubble with ``v``
   interleaved chunks (Narayanan et al. 2021 §2.2.1–2.2.2; GPipe the same with v = 1);
+  DualPipe's ``(p/2 − 1)(F&B + B − 3W)`` (DeepSeek-V3 report Table 2,
+  :func:`define_dualpipe_bubble`), which also overlaps EP and PP traffic with compute
+  (:func:`dualpipe_exposed`) and gives ``comm_sms`` SMs to communication;
 * ``T_exposed`` — TP, PP and EP traffic in full, DP traffic beyond the backward pass
   it overlaps (2/3 of ``T_comp``), CP traffic beyond the attention compute;
 * ``T_opt`` — the optimizer reads and writes every state byte it owns once
@@ -67,6 +70,8 @@ def define(q: Definitions) -> None:
             "(+ the recomputed forward's write and read)",
             "memory-bandwidth roofline over the Korthikanti et al. 2022 activation tensors",
         )
+        if plan.parallelism.pp_schedule == "dualpipe":  # the GEMMs run on the SMs communication leaves
+            compute = compute * define_comm_sm_slowdown(q)
         compute = compute + q.ref("time.elementwise_seconds")
         T_comp = q.define(
             "time.compute_seconds",
@@ -76,13 +81,17 @@ def define(q: Definitions) -> None:
             "compute time of one step at the achievable GEMM rate",
             compute_src,
         )
-        q.define("time.bubble_seconds", "T_bubble", T_comp * (p - 1) / (v * m), "s", "pipeline bubble", NARAYANAN)
+        if plan.parallelism.pp_schedule == "dualpipe":
+            define_dualpipe_bubble(q, T_comp)
+            overlapped = dualpipe_exposed(q, T_comp)
+        else:
+            q.define("time.bubble_seconds", "T_bubble", T_comp * (p - 1) / (v * m), "s", "pipeline bubble", NARAYANAN)
+            overlapped = q.ref("communication.pp_seconds") + q.ref("communication.ep_seconds")
         T_dp = q.ref("communication.dp_seconds")
         T_cp = q.ref("communication.cp_seconds")
         exposed = (
             q.ref("communication.tp_seconds")
-            + q.ref("communication.pp_seconds")
-            + q.ref("communication.ep_seconds")
+            + overlapped
             + sympy.Max(0, T_dp - sympy.Rational(2, 3) * T_comp)
             + sympy.Max(0, T_cp - sympy.Rational(1, 3) * T_comp)
         )
@@ -175,3 +184,121 @@ def define(q: Definitions) -> None:
         "achieved hardware TFLOP/s per GPU (Narayanan et al.'s throughput metric)",
         "Narayanan et al. 2021 §5.1",
     )
+
+
+# ---------------------------------------------------------------------------------------
+# DualPipe (DeepSeek-V3 report, arXiv 2412.19437, §3.2.1–3.2.2, Table 2)
+# ---------------------------------------------------------------------------------------
+
+from . import formula as _formula
+
+DUALPIPE = "DeepSeek-V3 report (arXiv 2412.19437) §3.2.1 and Table 2; deepseek-ai/DualPipe"
+
+
+def define_comm_sm_slowdown(q: Definitions) -> sympy.Symbol:
+    """``time.comm_sm_slowdown`` = ``n_sm / (n_sm − n_csm)``: DualPipe's communication kernels
+    occupy ``n_csm`` of the GPU's ``n_sm`` SMs (DeepSeek-V3: 20 of 132, report §3.2.2), so the
+    GEMMs run at that fraction of the rate; 1 when the SM count is unknown (``n_csm`` = 0)."""
+    from ..symbols import n_csm, n_sm
+
+    return q.define(
+        "time.comm_sm_slowdown",
+        "s_csm",
+        n_sm / (n_sm - n_csm),
+        "1",
+        "compute-time factor of the SMs dedicated to communication ([parallelism] comm_sms)",
+        "DeepSeek-V3 report §3.2.2: 20 of the H800's 132 SMs run the all-to-all",
+    )
+
+
+def dualpipe_chunk_flops(q: Definitions) -> tuple[sympy.Expr, sympy.Expr, sympy.Expr]:
+    """(F, B, W) per trained token: forward, full backward and weight-gradient FLOPs.
+
+    The report's Table 2 uses *F* (a forward chunk), *B* (a **full** backward chunk: input
+    and weight gradients — with B so defined its 1F1B bubble is (PP−1)(F+B)) and *W* (the
+    weight-gradient part, which zero-bubble schedules defer). From llmplan's FLOP count:
+    every linear layer's backward is an input-gradient and a weight-gradient GEMM, each as
+    large as its forward; the attention core (``flops.attention_core_per_token``) has no
+    weights, its backward (2 × forward) is all input gradient. So, per token, with ``F_lin``
+    the forward FLOPs of the linear layers and ``F_core`` those of the attention cores:
+
+    * F = ``F_lin + F_core`` = ``flops.forward_per_token`` (+ ``flops.mtp_forward_per_token``);
+    * W = ``F_lin`` (LoRA: only the adapters have weight gradients, ``2·N_tr``);
+    * B = ``flops.per_token + flops.recompute_per_token − F`` = ``2·F_lin + 2·F_core + R``:
+      recomputation (selective, full, FlashAttention's ``QKᵀ``) runs in the backward pass
+      and belongs to B.
+    """
+    plan = q.plan
+    from ..symbols import L, L_mtp
+    from .flops import attention_core_per_token
+
+    fwd = q.ref("flops.forward_per_token")
+    blocks = L
+    if "flops.mtp_forward_per_token" in q.items:
+        fwd = fwd + q.ref("flops.mtp_forward_per_token")
+        blocks = L + L_mtp
+    if plan.method.adapter is not None:
+        from ..symbols import N_tr
+
+        F, W = fwd + 2 * N_tr, 2 * N_tr
+    else:
+        F, W = fwd, fwd - blocks * attention_core_per_token(plan.model)
+    B = q.ref("flops.per_token") + q.ref("flops.recompute_per_token") - F
+    return F, B, W
+
+
+@_formula("dualpipe_bubble", DUALPIPE)
+def dualpipe_bubble(T_F, T_B, T_W) -> sympy.Expr:
+    """DualPipe's bubble ``(p/2 − 1)·(F&B + B − 3W)`` (report Table 2), with ``F&B`` — two
+    mutually overlapped forward and backward chunks — taken as ``F + B``: the overlap hides
+    communication, and two chunks' compute on one GPU's SMs still takes the sum of their
+    times (compute-bound). 1F1B's is ``(p − 1)·(F + B)``."""
+    return (p / 2 - 1) * ((T_F + T_B) + T_B - 3 * T_W)
+
+
+def define_dualpipe_bubble(q: Definitions, T_comp) -> None:
+    """``time.chunk_{forward,backward,weight}_seconds`` and ``time.bubble_seconds`` under DualPipe.
+
+    A chunk is one micro-batch through one stage, and every GPU runs ``m`` forward and ``m``
+    backward chunks per step (each direction carries half of the micro-batches through one
+    of its two stages), so ``T_comp = m·(F + B)`` as under 1F1B; F, B and W split ``T_comp/m``
+    in the ratio of their FLOPs (:func:`dualpipe_chunk_flops`; each part taken to run at the
+    step's average rate).
+    """
+    F, B, W = dualpipe_chunk_flops(q)
+    chunk = T_comp / m
+    src = DUALPIPE + "; F, B, W split T_comp/m in the ratio of their FLOPs"
+    T_F = q.define("time.chunk_forward_seconds", "T_F", chunk * F / (F + B), "s",
+                   "forward chunk: one micro-batch through one pipeline stage", src)
+    T_B = q.define("time.chunk_backward_seconds", "T_B", chunk * B / (F + B), "s",
+                   "full backward chunk (input and weight gradients, recomputation included)", src)
+    T_W = q.define("time.chunk_weight_seconds", "T_W", chunk * W / (F + B), "s",
+                   "the weight-gradient part of a backward chunk", src)
+    q.define("time.bubble_seconds", "T_bubble", dualpipe_bubble(T_F, T_B, T_W), "s",
+             "pipeline bubble of DualPipe: (p/2 − 1)(F&B + B − 3W), F&B = F + B", DUALPIPE)
+
+
+def dualpipe_exposed(q: Definitions, T_comp) -> sympy.Expr:
+    """Exposed expert-parallel and pipeline communication under DualPipe.
+
+    DualPipe runs a forward chunk and a backward chunk as a pair and interleaves the
+    all-to-all dispatch and combine and the pipeline sends of each with the computation of
+    the other (report §3.2.1, Figure 4), so a pair takes ``max(compute, communication)``.
+    In the reference schedule (deepseek-ai/DualPipe ``dualpipe.py``, steps 4 and 5) GPU 0
+    runs ``n_pair = m − 3p/2 + 1`` overlapped pairs (one fewer when p = 2) out of its ``m``
+    forward and ``m`` backward chunks; the others (warm-up, cool-down) run alone with their
+    communication exposed. With ``φ = n_pair/m`` and per-step ``T_ep + T_pp``:
+
+    ``exposed = φ·max(0, T_ep + T_pp − T_comp) + (1 − φ)·(T_ep + T_pp)``.
+    """
+    pairs = sympy.Piecewise((m - 3, sympy.Eq(p, 2)), (m - sympy.Rational(3, 2) * p + 1, True))
+    phi = q.define(
+        "communication.overlapped_fraction",
+        "phi_ovl",
+        sympy.Max(0, pairs) / m,
+        "1",
+        "fraction of GPU 0's chunks whose all-to-all and pipeline sends overlap the paired chunk's compute",
+        DUALPIPE + " (the reference schedule's overlapped forward-backward pairs)",
+    )
+    T_ovl = q.ref("communication.ep_seconds") + q.ref("communication.pp_seconds")
+    return phi * sympy.Max(0, T_ovl - T_comp) + (1 - phi) * T_ovl

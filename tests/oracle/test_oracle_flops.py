@@ -119,10 +119,14 @@ def small(name: str) -> dict:
 
 
 def plan_per_token(model, seq: int) -> int:
-    """``flops.per_token`` of a pre-training plan for ``model`` (3 × forward), bound to numbers."""
+    """``flops.per_token`` of a pre-training plan for ``model`` (3 × forward), bound to numbers.
+
+    ``mtp = False``: the transformers classes do not run DeepSeek's multi-token-prediction
+    modules (``num_nextn_predict_layers`` builds nothing), so the plan leaves them out too.
+    """
     plan = llmplan.Plan(
         model=model,
-        method=llmplan.Method(kind="pretrain", tokens=10**9, seq_len=seq, global_batch=8),
+        method=llmplan.Method(kind="pretrain", tokens=10**9, seq_len=seq, global_batch=8, mtp=False),
         cluster=llmplan.Cluster(gpu=catalog.gpu("h100-sxm"), gpus=8),
         parallelism=llmplan.Parallelism(),
     )
