@@ -313,6 +313,10 @@ PARAM_SYMBOLS: dict[str, tuple[str, str, str]] = {
     "size": ("M", "M", "buffer size, bytes"),
     "alpha": ("alpha", "\\alpha", "latency per message step, s"),
     "bw": ("beta", "\\beta", "bandwidth per GPU per direction, B/s"),
+    "rows": ("M_g", "M", "output rows of a GEMM (tokens)"),
+    "cols": ("N_g", "N", "output columns of a GEMM (features)"),
+    "inner": ("K_g", "K", "reduction length of a GEMM"),
+    "count": ("n_g", "n_g", "GEMMs of this shape launched together"),
 }
 
 #: Arguments that select a *case* (positional or keyword): the baseline value, and the

@@ -40,6 +40,9 @@ RANGE_OUTPUTS = (
     "flops.total",
 )
 
+#: Quantities :func:`sensitivity` treats as inputs rather than expanding.
+OPAQUE = ("time.gemm_efficiency",)
+
 _NUMPY_HEAVISIDE = {"Heaviside": lambda x, h0=0.5: float(np.heaviside(x, h0)), "DiracDelta": lambda x, *a: 0.0}
 
 
@@ -48,26 +51,87 @@ def sensitivity(est, key: str, *, top: int | None = None) -> list[tuple[str, flo
 
     Sorted by decreasing magnitude; inputs with zero effect are left out.
     """
-    expr = est.definitions.full(key)
-    inputs = {s: est.values[s] for s in expr.free_symbols if s in est.values}
+    # The GEMM-shape efficiency is not expanded: differentiating its expansion (hundreds of
+    # Max/Piecewise terms over tile and wave counts) symbolically takes minutes. It enters
+    # by the chain rule instead — ∂y/∂x = ∂y/∂x|η + ∂y/∂η · ∂η/∂x — with ∂η/∂x taken
+    # numerically on η's formula with its tile/wave counts and branches frozen at the
+    # plan's values (they are step functions: derivative 0 almost everywhere).
+    keep = tuple(k for k in OPAQUE if k in est.definitions.items)
+    expr = est.definitions.full(key, keep)
+    values = dict(est.values)
+    inner: dict[sympy.Symbol, dict[sympy.Symbol, float]] = {}
+    for k in keep:
+        q = est.definitions.items[k]
+        values[q.symbol] = est.results[k]
+        if q.symbol in expr.free_symbols:
+            inner[q.symbol] = _frozen_elasticities(q.expr, est.values)
     y = est.value(key)
     out = []
     if not y:
         return out
-    for sym, x in inputs.items():
+    direct = {}
+    for sym in expr.free_symbols | {x for e in inner.values() for x in e}:
+        if sym not in values:
+            continue
+        x = values[sym]
         if not isinstance(x, (int, float)) or x == 0 or not math.isfinite(float(x)):
+            continue
+        if sym not in expr.free_symbols:
+            direct[sym] = 0.0
             continue
         deriv = sympy.diff(expr, sym)
         if deriv == 0:
+            direct[sym] = 0.0
             continue
         free = tuple(sorted(deriv.free_symbols, key=lambda s: s.name))
         fn = sympy.lambdify(free, deriv, modules=[_NUMPY_HEAVISIDE, "math"])
-        value = float(fn(*(est.values[s] for s in free))) * float(x) / float(y)
+        direct[sym] = float(fn(*(values[s] for s in free))) * float(x) / float(y)
+    for sym, value in direct.items():
+        if sym in inner:
+            continue  # an opaque intermediate: reported through the inputs it depends on
+        value += sum(direct.get(eta, 0.0) * e.get(sym, 0.0) for eta, e in inner.items())
         if value != 0 and math.isfinite(value):
-            meaning = TABLE[sym.name].description if sym.name in TABLE else ""
-            out.append((sym.name, value, meaning))
+            out.append((sym.name, value, TABLE[sym.name].description if sym.name in TABLE else ""))
     out.sort(key=lambda r: -abs(r[1]))
     return out[:top] if top else out
+
+
+def _frozen_elasticities(expr: sympy.Expr, values: dict, rel: float = 1e-6) -> dict[sympy.Symbol, float]:
+    """Elasticities of ``expr`` w.r.t. its continuous inputs (efficiencies, peaks,
+    bandwidths, bytes per element) by central differences, with every rounding step
+    (``Ceil``, ``Floor``) and ``Piecewise`` branch frozen at ``values``.
+
+    Whole-number inputs (sizes, counts, the layout) are left out: through tile and wave
+    counts they move ``expr`` in steps, whose derivative is 0 almost everywhere (the
+    sawtooth between steps is not a trend)."""
+    from .bindings import evaluate
+    from .formulas.time import _Step
+
+    steps = {n: sympy.Integer(int(evaluate(n, values))) for n in sympy.preorder_traversal(expr) if isinstance(n, _Step)}
+    expr = expr.xreplace(steps)
+
+    def pick(pw):
+        for branch, cond in pw.args:
+            if cond is sympy.true or bool(evaluate(cond, values)):
+                return branch
+        return pw.args[-1][0]
+
+    expr = expr.replace(lambda n: isinstance(n, sympy.Piecewise), pick)
+    free = tuple(sorted(expr.free_symbols, key=lambda s: s.name))
+    fn = sympy.lambdify(free, expr, modules="math")
+    base = [float(values[s]) for s in free]
+    y0 = fn(*base)
+    out: dict[sympy.Symbol, float] = {}
+    if not y0:
+        return out
+    for i, sym in enumerate(free):
+        if base[i] == 0 or sym.is_integer:
+            continue
+        up, down = list(base), list(base)
+        up[i] *= 1 + rel
+        down[i] *= 1 - rel
+        out[sym] = (fn(*up) - fn(*down)) / (2 * rel * y0)
+    return out
 
 
 def evolve_path(plan: Plan, path: str, value: Any) -> Plan:

@@ -82,7 +82,22 @@ def compile_expr(expr: sympy.Expr, args: tuple[sympy.Symbol, ...]):
 
     Array inputs go through :func:`llmplan.sweep.sweep`, which compiles for numpy.
     """
-    return sympy.lambdify(args, expr, modules="math", cse=True)
+    return sympy.lambdify(args, expr, modules="math", cse=use_cse(expr))
+
+
+def use_cse(expr: sympy.Expr) -> bool:
+    """Common-subexpression elimination pays for ordinary formulas; for the GEMM-shape
+    efficiency (thousands of operations over tile and wave counts) it triples the compile
+    time for little gain, so expressions with rounding steps compile without it."""
+    from .formulas.time import _Step
+
+    return not expr.has(_Step)
+
+
+@lru_cache(maxsize=8192)
+def _free(expr: sympy.Expr) -> tuple[sympy.Symbol, ...]:
+    """The free symbols of ``expr`` in name order (cached: walking a large tree is slow)."""
+    return tuple(sorted(expr.free_symbols, key=lambda s: s.name))
 
 
 def evaluate(expr: sympy.Expr, values: Mapping[sympy.Symbol, Any]) -> Any:
@@ -91,7 +106,7 @@ def evaluate(expr: sympy.Expr, values: Mapping[sympy.Symbol, Any]) -> Any:
     Integer-valued inputs and integer coefficients give exact Python ints.
     """
     expr = sympy.sympify(expr)
-    free = tuple(sorted(expr.free_symbols, key=lambda s: s.name))
+    free = _free(expr)
     if not free:
         value = expr
         return int(value) if value.is_Integer else float(value)

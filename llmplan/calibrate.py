@@ -33,16 +33,24 @@ DEFAULT_SHAPES: tuple[tuple[int, int, int], ...] = ((8192, 4096, 4096), (8192, 4
 
 
 def gemm_shapes(plan) -> list[tuple[int, int, int]]:
-    """(m, k, n) of the forward GEMMs one GPU runs per layer under ``plan``'s layout."""
-    model, par, meth = plan.model, plan.parallelism, plan.method
-    tokens = par.micro_batch * meth.seq_len // par.cp
-    h, t = model.hidden, par.tp
-    q_out = (model.heads * model.d_head + 2 * model.n_kv_heads * model.d_head) // t
-    ffn = model.expert_ffn if model.is_moe else model.ffn
-    shapes = [(tokens, h, q_out), (tokens, model.heads * model.d_head // t, h)]
-    width = (2 if model.gated else 1) * ffn // t
-    shapes += [(tokens, h, width), (tokens, ffn // t, h)]
-    return [s for s in shapes if min(s) > 0]
+    """(m, k, n) of the forward GEMMs one GPU runs per layer under ``plan``'s layout.
+
+    The same shapes the time model uses (:func:`llmplan.formulas.flops.gemm_shapes`),
+    evaluated for the plan; routed experts are timed as one GEMM of their per-expert shape.
+    """
+    from .bindings import evaluate
+    from .estimate import estimate
+    from .formulas.flops import gemm_shapes as layer_gemms
+
+    values = estimate(plan).values
+    out: list[tuple[int, int, int]] = []
+    for g in layer_gemms(plan.model, flash=True):
+        if g.name == "router" or evaluate(g.per_micro_batch, values) == 0:
+            continue
+        shape = tuple(int(evaluate(x, values)) for x in (g.rows, g.inner, g.cols))
+        if min(shape) > 0 and shape not in out:
+            out.append(shape)
+    return out
 
 
 def measure_gemm(shapes: Sequence[tuple[int, int, int]], *, device: str = "cuda", dtype: str = "bf16", repeat: int = 20) -> dict[str, Any]:
@@ -78,7 +86,30 @@ def measure_gemm(shapes: Sequence[tuple[int, int, int]], *, device: str = "cuda"
         total_flop += flop
         total_s += seconds
     name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
-    return {"device": name, "dtype": dtype, "flops_per_second": total_flop / total_s, "shapes": per_shape, "torch": torch.__version__}
+    sms = torch.cuda.get_device_properties(0).multi_processor_count if device.startswith("cuda") else None
+    return {"device": name, "dtype": dtype, "flops_per_second": total_flop / total_s, "shapes": per_shape, "torch": torch.__version__, "sms": sms}
+
+
+def large_gemm_efficiency(per_shape: Sequence[dict[str, Any]], peak: float, sms: int | None) -> float:
+    """The ``η_gemm`` (large-GEMM efficiency) that reproduces the measured times under llmplan's
+    GEMM-shape model: ``Σ F_i / tile_efficiency_i ÷ (peak · Σ t_i)`` (compute-bound shapes).
+
+    llmplan applies tile and wave quantisation on top of ``η_gemm``
+    (:func:`llmplan.formulas.time.tile_efficiency`), so the calibrated value must not
+    contain them a second time.
+    """
+    from . import symbols as S
+    from .bindings import evaluate
+    from .formulas.time import tile_efficiency
+
+    adjusted, seconds = 0.0, 0.0
+    for r in per_shape:
+        m, n = r["m"], r["n"]
+        flop = 2.0 * m * r["k"] * n
+        q = float(evaluate(tile_efficiency(m, n), {S.n_sm: sms or 1}))
+        adjusted += flop / q
+        seconds += flop / r["flops_per_second"]
+    return adjusted / seconds / peak
 
 
 def calibrate(
@@ -92,7 +123,8 @@ def calibrate(
 ) -> dict[str, Any]:
     """Measure, divide by ``peak`` (FLOP/s) and optionally write the ``[efficiency]`` TOML."""
     result = measure_gemm(shapes, device=device, dtype=dtype, repeat=repeat)
-    eff = result["flops_per_second"] / peak
+    result["efficiency_at_shapes"] = result["flops_per_second"] / peak
+    eff = large_gemm_efficiency(result["shapes"], peak, result["sms"])
     if not 0 < eff <= 1.05:
         raise LlmplanError(
             f"measured {result['flops_per_second'] / 1e12:.1f} TFLOP/s against a peak of {peak / 1e12:.1f} TFLOP/s "
@@ -106,6 +138,8 @@ def calibrate(
             f"on {_dt.date.today().isoformat()}",
             f"# achieved {result['flops_per_second'] / 1e12:.1f} TFLOP/s of {peak / 1e12:.1f} dense peak over "
             + ", ".join(f"{s['m']}x{s['k']}x{s['n']}" for s in result["shapes"]),
+            f"# = {result['efficiency_at_shapes']:.3f} of peak at these shapes; gemm below is the large-GEMM "
+            f"efficiency after removing llmplan's tile/wave quantisation ({result['sms'] or 'unknown'} SMs)",
             "[efficiency]",
             f"gemm = {result['efficiency']:.6g}",
             "",

@@ -24,7 +24,7 @@ import numpy as np
 import sympy
 
 from . import symbols as S
-from .bindings import plan_values
+from .bindings import _free, plan_values, use_cse
 from .estimate import definitions, param_counts
 from .plan import Plan
 
@@ -36,7 +36,7 @@ STRUCTURAL_AXES = ("zero", "recompute", "pp_schedule", "offload")
 
 @lru_cache(maxsize=4096)
 def _vector_fn(expr: sympy.Expr, args: tuple[sympy.Symbol, ...]):
-    return sympy.lambdify(args, expr, modules="numpy", cse=True)
+    return sympy.lambdify(args, expr, modules="numpy", cse=use_cse(expr))
 
 
 @attrs.frozen
@@ -246,7 +246,7 @@ def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict):
     vals[S.W_epl], vals[S.alpha_epl] = ep_intra_link(template, tp, cp, ep)
     results = {}
     for key, item in q.items.items():
-        free = tuple(sorted(item.expr.free_symbols, key=lambda s: s.name))
+        free = _free(item.expr)
         if not free:
             value = np.full(tp.shape, float(item.expr))
         else:

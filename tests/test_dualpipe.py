@@ -18,6 +18,8 @@ from plans import GPU_A100, NET, NVLINK
 
 import llmplan
 from llmplan import catalog
+from llmplan import symbols as S
+from llmplan.bindings import evaluate
 from llmplan.errors import PlanError
 from llmplan.estimate import estimate
 from llmplan.hardware import GPU
@@ -172,8 +174,26 @@ def test_comm_sms_scale_the_gemm_time():
     free = estimate(small_plan(gpu=H100, comm_sms=0))
     elem = free.value("time.elementwise_seconds")
     assert dual.value("time.comm_sm_slowdown") == pytest.approx(132 / 112, rel=1e-12)
-    assert dual.value("time.compute_seconds") - elem == pytest.approx((free.value("time.compute_seconds") - elem) * 132 / 112, rel=1e-12)
+    # the GEMMs' tiles are also spread over the 112 SMs left (wave quantisation): the shape
+    # efficiency under DualPipe is the comm-free plan's formula evaluated with n_sm = 112
+    eta_expr = free.definitions.items["time.gemm_efficiency"].expr
+    assert dual.value("time.gemm_efficiency") == pytest.approx(evaluate(eta_expr, {**free.values, S.n_sm: 112}), rel=1e-12)
+    # the fused attention core (at η_gemm) and the GEMMs (at η_shape) both slow by 132/112
+    core = free.value("time.compute_seconds") - elem - gemm_seconds_of(free)
+    expected = (core + gemm_seconds_of(free) * free.value("time.gemm_efficiency") / dual.value("time.gemm_efficiency")) * 132 / 112
+    assert dual.value("time.compute_seconds") - elem == pytest.approx(expected, rel=1e-12)
     assert estimate(small_plan()).value("time.comm_sm_slowdown") == 1  # GPU_A100 has no sms
+
+
+def gemm_seconds_of(est) -> float:
+    """GEMM part of the compute time: hardware FLOPs minus the attention core, ÷ (GPUs · peak · η_shape).
+
+    The core per token and layer: QKᵀ and P·V forward 4·s·h, backward 2 × that, and
+    FlashAttention's recomputed QKᵀ 2·s·h (no recomputation in this plan)."""
+    tokens = est.values[S.B] * est.values[S.s]
+    core = L * (3 * 4 * S_LEN * H + 2 * S_LEN * H) * tokens
+    gemm = est.value("flops.per_step") - core
+    return gemm / (est.values[S.N] * est.values[S.F_peak] * est.value("time.gemm_efficiency"))
 
 
 def test_overlapped_exposure_follows_the_reference_schedule():

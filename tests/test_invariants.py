@@ -144,6 +144,8 @@ def test_sympy_evaluation_equals_lambdified_number(plan):
     q = est.definitions
     inputs = {s: v for s, v in est.values.items() if isinstance(s, sympy.Symbol) and s.name in S.TABLE}
     for key in ("memory.per_gpu.total", "time.step_seconds", "communication.per_step_bytes"):
-        exact = q.full(key).subs(inputs)
+        # xreplace rebuilds every node with numbers in it, so sympy evaluates each one exactly
+        # (30-digit floats; Max, Piecewise and the tile/wave rounding steps on numbers) — no lambdify
+        exact = q.full(key).xreplace({s: sympy.Float(v, 30) if isinstance(v, float) else v for s, v in inputs.items()})
         exact = exact.rewrite(sympy.Piecewise) if exact.has(sympy.Min, sympy.Max) else exact
         assert float(sympy.N(exact, 30)) == pytest.approx(est.value(key), rel=1e-9), key

@@ -99,11 +99,14 @@ class Definitions:
         """The symbol of an already defined quantity."""
         return self.items[key].symbol
 
-    def full(self, key: str) -> sympy.Expr:
-        """The defining formula of ``key`` expanded down to input symbols."""
+    def full(self, key: str, keep: tuple[str, ...] = ()) -> sympy.Expr:
+        """The defining formula of ``key`` expanded down to input symbols.
+
+        Quantities named in ``keep`` stay as their own symbols (not expanded).
+        """
         expr = self.items[key].expr
         while True:
-            deps = {s: self.by_symbol[s].expr for s in expr.free_symbols if s in self.by_symbol}
+            deps = {s: self.by_symbol[s].expr for s in expr.free_symbols if s in self.by_symbol and self.by_symbol[s].key not in keep}
             if not deps:
                 return expr
             expr = expr.xreplace(deps)

@@ -20,6 +20,7 @@ not add either.
 
 from __future__ import annotations
 
+import attrs
 import sympy
 
 from ..symbols import B, D, E, E_s, L, L_dense, L_moe, V, a, a_kv, d, d_nope, d_rope, d_v, f, f_e, f_s, h, k, r_kv, r_q, s
@@ -113,6 +114,103 @@ def mtp_forward_per_token(model) -> sympy.Expr:
 def forward_per_token(model) -> sympy.Expr:
     """Model forward FLOPs per token: layers (projections, attention core, MLPs) + LM head ``2·h·V``."""
     return L * (attention_matmul_per_token(model) + attention_core_per_token(model)) + mlp_per_token(model) + 2 * h * V
+
+
+@attrs.frozen
+class Gemm:
+    """One matrix multiply ``C[rows × cols] = A[rows × inner] · B[inner × cols]`` of a forward pass.
+
+    Attributes:
+        name: what it computes (``"qkv"``, ``"mlp_up"``, ``"experts_down"`` …).
+        rows: M, output rows on one GPU (tokens of one micro-batch; routed tokens per expert).
+        cols: N, output columns on one GPU (output features after tensor-parallel splitting).
+        inner: K, the reduction length (input features).
+        count: GEMMs of this shape launched together (experts on one GPU, attention heads).
+        per_micro_batch: how often it runs per micro-batch for the whole model (its layers).
+        weight: it multiplies by a weight matrix (so the backward pass has a weight-gradient GEMM).
+    """
+
+    name: str
+    rows: sympy.Expr
+    cols: sympy.Expr
+    inner: sympy.Expr
+    count: sympy.Expr
+    per_micro_batch: sympy.Expr
+    weight: bool = True
+
+    @property
+    def flops(self) -> sympy.Expr:
+        """FLOPs of one launch: 2·M·N·K per GEMM, times ``count``."""
+        return 2 * self.rows * self.cols * self.inner * self.count
+
+    def passes(self, *, weight_grad: bool = True) -> list[tuple[sympy.Expr, sympy.Expr, sympy.Expr]]:
+        """(M, N, K) of the forward GEMM and its backward GEMMs: ∂A = ∂C·Bᵀ (M × K, inner N) and
+        ∂B = Aᵀ·∂C (K × N, inner M; skipped for a frozen weight)."""
+        out = [(self.rows, self.cols, self.inner), (self.rows, self.inner, self.cols)]
+        if weight_grad or not self.weight:
+            out.append((self.inner, self.cols, self.rows))
+        return out
+
+
+def gemm_shapes(model, *, flash: bool = True) -> list[Gemm]:
+    """The forward GEMMs one GPU runs per micro-batch, with their shapes under the layout.
+
+    Tokens per micro-batch on a GPU are ``b·s/c`` (context parallelism splits the
+    sequence; with sequence parallelism the column-parallel GEMMs see the gathered
+    sequence, so tensor parallelism divides the output features, not the tokens —
+    Megatron-LM's layout, Shoeybi et al. 2019, Korthikanti et al. 2022 §4.2.2). Fused
+    Q/K/V and gate/up projections are one GEMM each, as in Megatron-LM. Routed experts
+    are a grouped GEMM of ``E/e`` experts on one GPU, each receiving ``b·s·k·e/(c·E)``
+    tokens with balanced routing. MLA's down-projections are replicated across tensor
+    parallelism (Megatron-Core's MLA layout). Without FlashAttention the attention core
+    is two batched GEMMs per head (``QKᵀ``: s × s, inner d; ``P·V``: s × d, inner s);
+    with it the core is one fused kernel and is not listed here.
+    """
+    from ..symbols import b, c, e, t, t_e
+
+    tok = b * s / c
+    out: list[Gemm] = []
+    if model.mla is not None:
+        d_qk = d_nope + d_rope
+        if model.mla.q_lora_rank is None:
+            out.append(Gemm("q", tok, a * d_qk / t, h, 1, L))
+        else:
+            out += [Gemm("q_down", tok, r_q, h, 1, L), Gemm("q_up", tok, a * d_qk / t, r_q, 1, L)]
+        out += [
+            Gemm("kv_down", tok, r_kv + d_rope, h, 1, L),
+            Gemm("kv_up", tok, a * (d_nope + d_v) / t, r_kv, 1, L),
+            Gemm("attn_out", tok, h, a * d_v / t, 1, L),
+        ]
+        d_k, d_vv = d_qk, d_v
+    else:
+        out += [Gemm("qkv", tok, (a + 2 * a_kv) * d / t, h, 1, L), Gemm("attn_out", tok, h, a * d / t, 1, L)]
+        d_k = d_vv = d
+    if not flash:
+        heads = b * a / t
+        out += [
+            Gemm("scores", s / c, s, d_k, heads, L, weight=False),
+            Gemm("scores_v", s / c, d_vv, s, heads, L, weight=False),
+        ]
+    mats_in = 2 if model.gated else 1
+    dense_layers = L_dense if model.is_moe else L
+    out += [
+        Gemm("mlp_up", tok, mats_in * f / t, h, 1, dense_layers),
+        Gemm("mlp_down", tok, h, f / t, 1, dense_layers),
+    ]
+    if model.is_moe:
+        per_expert = tok * k * e / E
+        out += [
+            Gemm("router", tok, E, h, 1, L_moe),
+            Gemm("experts_up", per_expert, mats_in * f_e / t_e, h, E / e, L_moe),
+            Gemm("experts_down", per_expert, h, f_e / t_e, E / e, L_moe),
+        ]
+        if model.moe.shared_experts:
+            out += [
+                Gemm("shared_up", tok, mats_in * E_s * f_s / t, h, 1, L_moe),
+                Gemm("shared_down", tok, h, E_s * f_s / t, 1, L_moe),
+            ]
+    out.append(Gemm("lm_head", tok, V / t, h, 1, 1))
+    return out
 
 
 def define(q: Definitions) -> None:

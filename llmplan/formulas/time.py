@@ -2,9 +2,11 @@
 
 ``T_step = T_comp + T_bubble + T_exposed + T_opt`` where
 
-* ``T_comp = F_step / (N · F_peak · η_gemm)`` — hardware FLOPs of the step over the
-  cluster's achievable rate (``η_gemm``: llmplan's efficiency model, documented in
-  ``docs/concepts.md#efficiency``);
+* ``T_comp = F_gemm / (N · F_peak · η_shape) + F_core / (N · F_peak · η_gemm) + T_elem`` —
+  the step's matrix multiplies at the efficiency their shapes allow (``η_shape``: a large
+  GEMM's ``η_gemm`` times tile/wave quantisation, or the memory roofline when the GEMM is
+  memory-bound — :func:`gemm_seconds`), FlashAttention's fused core at ``η_gemm``, and the
+  memory-bound elementwise kernels (documented in ``docs/concepts.md#efficiency``);
 * ``T_bubble = T_comp · (p−1)/(v·m)`` — the 1F1B pipeline bubble with ``v``
   interleaved chunks (Narayanan et al. 2021 §2.2.1–2.2.2; GPipe the same with v = 1);
   DualPipe's ``(p/2 − 1)(F&B + B − 3W)`` (DeepSeek-V3 report Table 2,
@@ -22,12 +24,159 @@ Total time = steps × step time, steps = D / (B·s).
 
 from __future__ import annotations
 
+from typing import Any
+
 import sympy
 
-from ..symbols import B, D, N, W_hbm, eta, eta_gemm, m, p, q_g, q_m, q_o, q_w, s, v, F_peak  # noqa: F401
-from . import Definitions
+from ..symbols import B, D, N, W_hbm, eta, eta_gemm, m, n_sm, p, q_a, q_g, q_m, q_o, q_w, s, v, F_peak  # noqa: F401
+from . import Definitions, formula
 
 NARAYANAN = "Narayanan et al. 2021 §2.2 (bubble (p−1)/(v·m)), eq. (4)"
+QUANTISATION = (
+    "NVIDIA Deep Learning Performance Guide, 'Matrix Multiplication Background' (tile and wave "
+    "quantisation); Williams, Waterman & Patterson 2009 (roofline)"
+)
+
+#: Output tiles (rows × columns) a GEMM library chooses among for large half-precision
+#: GEMMs on Ampere/Hopper (CUTLASS's and cuBLAS's common thread-block tiles); the model takes
+#: the one with the least quantisation loss, as the library's heuristic tries to.
+GEMM_TILES: tuple[tuple[int, int], ...] = ((128, 128), (128, 256), (256, 128))
+
+
+class _Step(sympy.Function):
+    """A rounding step for tile and wave counts: unevaluated on symbols (sympy's own
+    ``ceiling``/``floor`` spend long in assumption queries on symbolic products),
+    derivative 0 (flat almost everywhere — what ``llmplan explain --sensitivity`` needs),
+    printed as ``math.*`` / ``numpy.*`` by ``lambdify``."""
+
+    nargs = 1
+    _sympy_func: Any = None
+    _name = ""
+    _tex = ("", "")
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number:
+            return cls._sympy_func(x)
+        return None
+
+    def fdiff(self, argindex=1):
+        return sympy.Integer(0)
+
+    def _pythoncode(self, printer):
+        return f"{printer._module_format('math.' + self._name)}({printer._print(self.args[0])})"
+
+    def _numpycode(self, printer):
+        return f"{printer._module_format('numpy.' + self._name)}({printer._print(self.args[0])})"
+
+    def _latex(self, printer):
+        return self._tex[0] + printer._print(self.args[0]) + self._tex[1]
+
+
+class Ceil(_Step):
+    """``⌈x⌉``."""
+
+    _sympy_func = sympy.ceiling
+    _name = "ceil"
+    _tex = (r"\left\lceil ", r" \right\rceil")
+
+
+class Floor(_Step):
+    """``⌊x⌋``."""
+
+    _sympy_func = sympy.floor
+    _name = "floor"
+    _tex = (r"\left\lfloor ", r" \right\rfloor")
+
+
+@formula("tile_efficiency", QUANTISATION)
+def tile_efficiency(rows, cols, count=1) -> sympy.Expr:
+    """Fraction of the GPU's tile slots doing useful work for ``count`` GEMMs of ``rows × cols`` outputs.
+
+    The output is cut into ``T_m × T_n`` tiles, one per streaming multiprocessor at a
+    time. Tile quantisation: partly filled edge tiles cost as much as full ones,
+    ``M·N·count / (tiles·T_m·T_n)`` with ``tiles = count·⌈M/T_m⌉·⌈N/T_n⌉``. Wave
+    quantisation: with at least ``n_sm`` tiles the last, partly filled wave costs a full
+    one, ``tiles / (⌈tiles/n_sm⌉·n_sm)``; with fewer tiles than SMs the library splits the
+    reduction (split-K / stream-K) into ``⌊n_sm/tiles⌋`` parts, ``tiles·⌊n_sm/tiles⌋ / n_sm``.
+    The best tile of :data:`GEMM_TILES` is taken. Approximations: every tile shape is
+    assumed to reach the same ``η_gemm``; split-K's partial-sum reduction is not charged.
+    """
+    options = []
+    for tm, tn in GEMM_TILES:
+        tiles = count * Ceil(rows / tm) * Ceil(cols / tn)
+        filled = rows * cols * count / (tiles * tm * tn)
+        waves = sympy.Piecewise(
+            (tiles * Floor(n_sm / tiles) / n_sm, tiles < n_sm),
+            (tiles / (Ceil(tiles / n_sm) * n_sm), True),
+            evaluate=False,
+        )
+        options.append(filled * waves)
+    return sympy.Max(*options, evaluate=False)
+
+
+@formula("gemm_seconds", QUANTISATION)
+def gemm_seconds(rows, cols, inner, count=1, peak=F_peak) -> sympy.Expr:
+    """Time of ``count`` GEMMs ``[rows × inner]·[inner × cols]``: the slower of compute and memory.
+
+    Compute: ``2·M·N·K·count / (F_peak · η_gemm · tile_efficiency)`` — ``η_gemm`` is what
+    a large, well-shaped GEMM achieves. Memory: reading both operands and writing the
+    result once, ``q_a·count·(M·K + K·N + M·N) / W_hbm`` (roofline).
+    """
+    flops = 2 * rows * cols * inner * count
+    memory = q_a * count * (rows * inner + inner * cols + rows * cols)
+    return sympy.Max(flops / (peak * eta_gemm * tile_efficiency(rows, cols, count)), memory / W_hbm, evaluate=False)
+
+
+def gemm_efficiency(plan) -> sympy.Expr:
+    """``η_shape``: FLOP-weighted achieved fraction of peak over every GEMM of a training step.
+
+    Sum over :func:`llmplan.formulas.flops.gemm_shapes` of each GEMM's forward pass (twice
+    with full recomputation), its input-gradient pass and, for a trained weight, its
+    weight-gradient pass: ``Σ F / (F_peak · Σ gemm_seconds)``.
+    """
+    par, model = plan.parallelism, plan.model
+    moe = model.moe if model.is_moe else None
+    key = (
+        model.mla is None,
+        None if model.mla is None else model.mla.q_lora_rank is None,
+        None if moe is None else moe.shared_experts > 0,
+        model.gated,
+        par.flash_attention,
+        par.recompute == "full",
+        plan.method.adapter is None,
+        par.pp_schedule == "dualpipe",
+    )
+    eta = _GEMM_EFFICIENCY_CACHE.get(key)
+    if eta is None:
+        eta = _GEMM_EFFICIENCY_CACHE[key] = _gemm_efficiency(plan)
+    return eta
+
+
+#: η_shape depends on a few structural choices only (not on ZeRO, offload or most schedules):
+#: built once per combination, so sweeps over structures do not rebuild it.
+_GEMM_EFFICIENCY_CACHE: dict[tuple, sympy.Expr] = {}
+
+
+def _gemm_efficiency(plan) -> sympy.Expr:
+    from .flops import gemm_shapes
+
+    par = plan.parallelism
+    fwd_passes = 2 if par.recompute == "full" else 1
+    trained = plan.method.adapter is None
+    flops_sum, seconds_sum = sympy.Integer(0), sympy.Integer(0)
+    for g in gemm_shapes(plan.model, flash=par.flash_attention):
+        for i, (M, Nn, K) in enumerate(g.passes(weight_grad=trained)):
+            times = fwd_passes if i == 0 else 1
+            flops_sum += times * g.per_micro_batch * 2 * M * Nn * K * g.count
+            seconds_sum += times * g.per_micro_batch * gemm_seconds(M, Nn, K, g.count)
+    eta = flops_sum / (F_peak * seconds_sum)
+    if par.pp_schedule == "dualpipe":
+        # the GEMMs' tiles are spread over the SMs communication leaves them
+        from ..symbols import n_csm
+
+        eta = eta.xreplace({n_sm: n_sm - n_csm})
+    return eta
 
 
 def define(q: Definitions) -> None:
@@ -44,18 +193,36 @@ def define(q: Definitions) -> None:
         q.define("communication.exposed_seconds_per_step", "T_exposed", 0, "s", "included in the given MFU", "-")
         q.define("time.optimizer_seconds", "T_opt", 0, "s", "included in the given MFU", "-")
     else:
-        if plan.precision.dtype("compute") == "fp8":
-            # FP8 covers the GEMMs; the attention core (QKᵀ, ·V) stays in BF16
-            from ..symbols import F_peak16, L
-            from .flops import attention_core_per_token
+        from ..symbols import F_peak16, L
+        from .flops import attention_core_per_token, flash_backward_recompute_per_token
 
+        eta_shape = q.define(
+            "time.gemm_efficiency",
+            "eta_shape",
+            gemm_efficiency(plan),
+            "1",
+            "achieved fraction of peak over the step's GEMMs: η_gemm × tile/wave quantisation, "
+            "or the memory roofline where a GEMM is memory-bound",
+            QUANTISATION,
+        )
+        if plan.parallelism.flash_attention:
+            # the fused attention core runs at η_gemm; FP8 recipes keep it in BF16
             passes = 3 + (1 if plan.parallelism.recompute in ("selective", "full") else 0)
-            F_core = passes * L * attention_core_per_token(plan.model) * B * s
-            compute = (F_step - F_core) / (N * F_peak * eta_gemm) + F_core / (N * F_peak16 * eta_gemm)
-            compute_src = "FP8 GEMMs at the FP8 peak, attention core at the BF16 peak (DeepSeek-V3 report §3.3)"
+            core_tok = passes * attention_core_per_token(plan.model) + flash_backward_recompute_per_token(plan.model)
+            core_layers = L
+            if plan.method.trains_mtp(plan.model):  # the MTP modules' blocks have an attention core too
+                from ..symbols import L_mtp
+
+                core_layers = L + L_mtp
+            F_core = core_layers * core_tok * B * s
+            core_peak = F_peak16 if plan.precision.dtype("compute") == "fp8" else F_peak
+            compute = (F_step - F_core) / (N * F_peak * eta_shape) + F_core / (N * core_peak * eta_gemm)
+            compute_src = "GEMMs at η_shape, FlashAttention's fused core at η_gemm"
+            if plan.precision.dtype("compute") == "fp8":
+                compute_src += " of the BF16 peak (FP8 covers the GEMMs only: DeepSeek-V3 report §3.3)"
         else:
-            compute = F_step / (N * F_peak * eta_gemm)
-            compute_src = "hardware FLOPs ÷ (GPUs × peak × η_gemm)"
+            compute = F_step / (N * F_peak * eta_shape)
+            compute_src = "every matrix multiply, the unfused attention core's batched GEMMs included, at η_shape"
         from ..symbols import L_s, kappa
 
         rec = plan.parallelism.recompute
