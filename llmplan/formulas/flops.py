@@ -138,11 +138,6 @@ class Gemm:
     per_micro_batch: sympy.Expr
     weight: bool = True
 
-    @property
-    def flops(self) -> sympy.Expr:
-        """FLOPs of one launch: 2·M·N·K per GEMM, times ``count``."""
-        return 2 * self.rows * self.cols * self.inner * self.count
-
     def passes(self, *, weight_grad: bool = True) -> list[tuple[sympy.Expr, sympy.Expr, sympy.Expr]]:
         """(M, N, K) of the forward GEMM and its backward GEMMs: ∂A = ∂C·Bᵀ (M × K, inner N) and
         ∂B = Aᵀ·∂C (K × N, inner M; skipped for a frozen weight)."""
