@@ -993,13 +993,11 @@ def _breakdown(est: Estimate) -> dict[str, float]:
             out[name] = float(est.value(key))
         except (LlmplanError, KeyError):  # a quantity a future model drops: report what exists
             out[name] = math.nan
-    if est.plan.parallelism.pp_schedule == "dualpipe":
-        # DualPipe hides part of the EP and PP traffic (time.dualpipe_exposed): show the exposed part
-        phi = float(est.value("communication.overlapped_fraction"))
-        ovl = out["ep"] + out["pp"]
-        if ovl > 0:
-            shown = phi * max(0.0, ovl - out["compute"]) + (1 - phi) * ovl
-            out["ep"], out["pp"] = out["ep"] * shown / ovl, out["pp"] * shown / ovl
+    # only the exposed part of EP and PP traffic (DualPipe hides some), split in their proportion
+    ovl = out["ep"] + out["pp"]
+    if ovl > 0 and "communication.ep_pp_exposed_seconds" in est.definitions.items:
+        shown = float(est.value("communication.ep_pp_exposed_seconds"))
+        out["ep"], out["pp"] = out["ep"] * shown / ovl, out["pp"] * shown / ovl
     # what of the DP and CP traffic is not hidden: the rest of the exposed time
     out["dp_cp_exposed"] = max(0.0, out["exposed"] - out["tp"] - out["pp"] - out["ep"])
     return out

@@ -254,6 +254,14 @@ def define(q: Definitions) -> None:
         else:
             q.define("time.bubble_seconds", "T_bubble", T_comp * (p - 1) / (v * m), "s", "pipeline bubble", NARAYANAN)
             overlapped = q.ref("communication.pp_seconds") + q.ref("communication.ep_seconds")
+        overlapped = q.define(
+            "communication.ep_pp_exposed_seconds",
+            "T_eppx",
+            overlapped,
+            "s",
+            "expert-parallel and pipeline traffic on the critical path (all of it, except what DualPipe's paired chunks hide)",
+            "overlap model in llmplan.formulas.time",
+        )
         T_dp = q.ref("communication.dp_seconds")
         T_cp = q.ref("communication.cp_seconds")
         exposed = (
