@@ -260,6 +260,24 @@ def test_group_limited_ep_traffic_equals_the_hand_derivation():
     )
 
 
+def test_sequence_parallel_ranks_dispatch_only_their_slice_of_tokens():
+    """With tp = 2 and sequence parallelism each TP rank holds s/2 of the sequence and
+    dispatches only those tokens: half of the tp = 1 token bytes per all-to-all (the EP
+    group now spans t·e = 128 GPUs, 16 nodes, so every copy crosses InfiniBand)."""
+    base = deepseek_plan(route=False)
+    plan = attrs.evolve(base, parallelism=attrs.evolve(base.parallelism, tp=2))
+    assert plan.parallelism.sp
+    est = estimate(plan)
+    tok = 2 * 4096 * 7168 * 7 / 8 / 2  # bf16 hidden states (FP8 forward dispatch), half the sequence
+    moe_layers, m = 4 * 58 / 61, 15360 // 64  # dp = 2048 / (2·16) = 64: 240 micro-batches of one sequence
+    cl = plan.cluster
+    ib = cl.inter_link
+    w_ib = ib.bandwidth * ib.efficiency * cl.nics / cl.per_node
+    assert est.value("communication.ep_seconds") == pytest.approx(
+        4 * moe_layers * m * (63 * ib.latency + 63 / 64 * 8 * tok / w_ib), rel=1e-12
+    )
+
+
 @pytest.mark.parametrize(("nodes", "dest"), [(8, 4), (16, 8), (2, 2), (4, 4)])
 def test_nodes_a_token_reaches(nodes, dest):
     """8 groups of 32 experts, 4 groups per token, top-8: a group is nodes/8 whole nodes (16

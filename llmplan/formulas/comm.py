@@ -179,7 +179,9 @@ def define(q: Definitions) -> None:
     T_pp = q.define("communication.pp_seconds", "T_pp", pp_time, "s", "pipeline sends per step (first stage)", SRC)
     # --- expert parallel: dispatch + combine, forward and backward --------------------------
     if model.is_moe:
-        token_bytes = act
+        # with sequence parallelism each TP rank holds s/t of the tokens and dispatches only
+        # those (Megatron-Core's all-to-all dispatcher requires SP for MoE with TP > 1)
+        token_bytes = act / t if par.sp else act
         if plan.precision.dtype("compute") == "fp8":
             # forward dispatch in FP8, combine and backward in BF16 (DeepSeek-V3 report §3.3.2)
             token_bytes = token_bytes * sympy.Rational(7, 8)
