@@ -1,8 +1,8 @@
 """Validation against published training runs (issue "Accuracy you can check", item 2).
 
 Builds an llmplan plan for every published run with a known layout and hardware
-(Megatron-LM Tables 1 and 2, Llama 2, LLaMA-1 65B, Llama 3, DeepSeek-V3, BLOOM-176B,
-OPT-175B), evaluates it with llmplan's default efficiency model, and compares the
+(Megatron-LM Tables 1 and 2, Llama 2, LLaMA-1 65B, Llama 3 8B/70B, the Llama 3 405B
+layouts of the Llama 3 paper's Table 4, DeepSeek-V3, BLOOM-176B, OPT-175B), evaluates it with llmplan's default efficiency model, and compares the
 prediction with what the authors published. The run definitions and the comparison
 logic live in ``llmplan/validation.py``.
 

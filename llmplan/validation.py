@@ -219,7 +219,7 @@ class Run:
     Attributes:
         id: stable id (``"bloom-176b"``).
         label: display name.
-        group: ``megatron-table1`` | ``megatron-table2`` | ``production``.
+        group: ``megatron-table1`` | ``megatron-table2`` | ``production`` | ``llama3-405b-table4``.
         plan: the plan (default efficiency model: ``plan.efficiency`` is empty).
         refs: published inputs and results, each with its ``published.toml`` key.
         layout: ``"published"``, ``"partly assumed"`` or ``"assumed"``.
@@ -257,8 +257,10 @@ def plan_input(plan: Plan, key: str) -> float:
         return cl.gpus // (par.tp * par.pp * par.cp)
     if key == "model_parallel":
         return par.tp * par.pp
-    if key in ("tp", "pp", "ep", "zero", "micro_batch"):
+    if key in ("tp", "pp", "cp", "ep", "zero", "micro_batch"):
         return getattr(par, key)
+    if key == "batch_per_dp":
+        return meth.global_batch // (cl.gpus // (par.tp * par.pp * par.cp))
     if key == "global_batch":
         return meth.global_batch
     if key == "global_batch_tokens":
@@ -653,12 +655,12 @@ def _production() -> list[Run]:
                     Ref("kv_heads", model.n_kv_heads, f"runs.{key}.kv_heads"),
                     Ref("ffn", model.ffn, f"runs.{key}.ffn"),
                 ),
-                f"GPU count not published: {gpus} H100 80GB SXM assumed, RoCE 400 Gb/s per GPU (Llama 3 paper sec. 3.3.1)",
+                f"GPU count not published: {gpus} H100 80GB SXM assumed; Quantum-2 InfiniBand 400 Gb/s per GPU, the fabric of the smaller Llama 3 models (Llama 3 paper sec. 3.3.1; the 405B ran on RoCE)",
                 "global batch not published: 1024 sequences of 8192 = 8M tokens assumed (Llama 3 paper sec. 3.4.1 "
                 "uses 8M tokens at 8k sequences for 405B; not in published.toml)",
                 card3,
                 (512, 1024, 2048),
-                network="roce-400",
+                network="ib-ndr",
                 goodput=(
                     0.9,
                     "goodput 0.9: the Llama 3 paper (arXiv 2407.21783) sec. 3.3.4 reports more than 90 % effective "
@@ -859,9 +861,76 @@ def _production() -> list[Run]:
     return out
 
 
+#: Llama 3 paper Table 4: (run id, extra key, GPUs, cp, dp, seq, sequences per DP rank,
+#: TFLOP/s per GPU, BF16 MFU). tp = 8 and pp = 16 in every row.
+LLAMA3_405B_TABLE4: tuple[tuple[str, str, int, int, int, int, int, float, float], ...] = (
+    ("llama3-405b-8k-8192", "llama3_405b_8k_8192", 8192, 1, 64, 8192, 32, 430.0, 0.43),
+    ("llama3-405b-8k-16384", "llama3_405b_8k_16384", 16384, 1, 128, 8192, 16, 400.0, 0.41),
+    ("llama3-405b-128k-16384", "llama3_405b_128k_16384", 16384, 16, 8, 131072, 16, 380.0, 0.38),
+)
+
+LLAMA3_PAPER = "Llama Team, AI @ Meta, 'The Llama 3 Herd of Models' (arXiv 2407.21783)"
+
+
+def _llama3_405b() -> list[Run]:
+    """Llama 3 405B pre-training throughput, Table 4 of the Llama 3 paper (``extra:`` refs)."""
+    model = catalog.model("llama-3.1-405b")
+    out = []
+    for rid, key, gpus, cp, dp, seq, per_dp, tflops, mfu in LLAMA3_405B_TABLE4:
+        t = f"extra:runs.{key}"
+        plan = Plan(
+            name=f"Llama 3 405B, {seq // 1024}K, {gpus} GPUs",
+            model=attrs.evolve(model, name="Llama 3 405B"),
+            method=Method(kind="pretrain", tokens=15.6e12, seq_len=seq, global_batch=dp * per_dp),
+            precision=Precision(preset="bf16-mixed"),
+            cluster=Cluster(gpu=catalog.gpu(H100), gpus=gpus, inter_node=catalog.link("roce-400")),
+            parallelism=Parallelism(
+                tp=8, cp=cp, pp=16, zero=2, recompute="none", micro_batch=1, pp_schedule="interleaved", virtual_stages=2
+            ),
+        )
+        out.append(
+            Run(
+                id=rid,
+                label=f"Llama 3 405B {seq // 1024}K × {gpus} (Table 4)",
+                group="llama3-405b-table4",
+                plan=plan,
+                refs=(
+                    Ref("gpus", gpus, f"{t}.gpus"),
+                    Ref("tp", 8, f"{t}.tp"),
+                    Ref("cp", cp, f"{t}.cp"),
+                    Ref("pp", 16, f"{t}.pp"),
+                    Ref("dp", dp, f"{t}.dp"),
+                    Ref("seq_len", seq, f"{t}.seq_len"),
+                    Ref("batch_per_dp", per_dp, f"{t}.batch_per_dp"),
+                    Ref("tflops_per_gpu", tflops, f"{t}.tflops_per_gpu"),
+                    Ref("hfu", mfu, f"{t}.bf16_mfu", primary=False, note="BF16 MFU = TFLOP/s ÷ 989; no recomputation, so MFU = HFU"),
+                ),
+                layout="partly assumed",
+                assumptions=(
+                    "published: tp, cp, pp, dp, GPUs, sequence length, sequences per DP rank (Table 4); H100 80GB, "
+                    "RoCE 400 Gb/s per GPU for the 405B run (sec. 3.3.1); interleaved 1F1B with one layer fewer on the "
+                    "first and last stage (126 layers on 16 stages: 8 on the slowest, as llmplan's uneven stages), no "
+                    "activation checkpointing (sec. 3.3.2); FSDP sharding optimizer states and gradients = ZeRO-2",
+                    "not published: virtual stages per GPU — 2, the smallest interleaving (the spread adds 4; 8 would need "
+                    "pp × v = 128 ≤ 126 layers); "
+                    "micro-batch 1 sequence (the DP rank's sequences are the micro-batches); FlashAttention",
+                    "the FLOP convention of Table 4 is not stated; llmplan counts the attention core in full "
+                    "(non-causal, as Narayanan et al. 2021), which matters most for the 128K row",
+                    "tokens 15.6T (sec. 3.1) only set the run length; TFLOP/s per GPU does not depend on them",
+                ),
+                source=f"{LLAMA3_PAPER}, Table 4 (benchmarks/published_extra.toml)",
+                spread_grid=tuple(
+                    (Parallelism(tp=8, cp=cp, pp=16, zero=2, recompute="none", pp_schedule="interleaved", virtual_stages=v), gpus)
+                    for v in (2, 4)
+                ),
+            )
+        )
+    return out
+
+
 @lru_cache(maxsize=1)
 def _runs() -> tuple[Run, ...]:
-    return tuple(_megatron_table1() + _megatron_table2() + _production())
+    return tuple(_megatron_table1() + _megatron_table2() + _production() + _llama3_405b())
 
 
 def runs(ids: Iterable[str] | None = None) -> list[Run]:
@@ -1066,28 +1135,46 @@ MAX_BUBBLE = 0.25
 
 
 def _spread(run: Run) -> dict[str, Any] | None:
-    """Range of the run's primary prediction over alternative layouts that fit."""
+    """Range of the run's primary prediction over alternative layouts that fit (the fit and bubble filters apply only where the run's own layout passes them)."""
     primary = next((r for r in run.results if r.primary), None)
     if primary is None:
         return None
     metric = METRICS[primary.key]
+    # the filters below drop layouts nobody would run; a published layout that llmplan
+    # itself says does not fit (or has a large bubble) really ran, so for such a run the
+    # filter is not applied
+    base = estimate(run.plan)
+    check_fit = base.fits
+    check_bubble = float(base.value("time.bubble_seconds")) <= MAX_BUBBLE * float(base.value("time.compute_seconds"))
     points = []
     for par, gpus in run.spread_grid:
         try:
             plan = attrs.evolve(
                 run.plan,
-                parallelism=attrs.evolve(run.plan.parallelism, tp=par.tp, pp=par.pp, zero=par.zero, recompute=par.recompute),
+                parallelism=attrs.evolve(
+                    run.plan.parallelism,
+                    tp=par.tp,
+                    pp=par.pp,
+                    zero=par.zero,
+                    recompute=par.recompute,
+                    **(
+                        dict(pp_schedule=par.pp_schedule, virtual_stages=par.virtual_stages)
+                        if par.pp_schedule == "interleaved"
+                        else {}
+                    ),
+                ),
                 cluster=attrs.evolve(run.plan.cluster, gpus=gpus),
             )
             est = estimate(plan)
         except PlanError:  # a layout the plan rules reject (e.g. batch not a multiple of dp)
             continue
-        if not est.fits:
+        if check_fit and not est.fits:
             continue
-        if float(est.value("time.bubble_seconds")) > MAX_BUBBLE * float(est.value("time.compute_seconds")):
+        if check_bubble and float(est.value("time.bubble_seconds")) > MAX_BUBBLE * float(est.value("time.compute_seconds")):
             continue  # a pipeline nobody would run: fewer than 4 micro-batches per stage
         value = float(metric.predict(est, plan))
-        points.append((value, f"tp{par.tp} pp{par.pp} × {gpus}"))
+        v = f" v{par.virtual_stages}" if par.pp_schedule == "interleaved" else ""
+        points.append((value, f"tp{par.tp} pp{par.pp}{v} × {gpus}"))
     if not points:
         return None
     lo, hi = min(points), max(points)
