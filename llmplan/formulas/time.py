@@ -206,7 +206,10 @@ def define(q: Definitions) -> None:
             QUANTISATION,
         )
         if plan.parallelism.flash_attention:
-            # the fused attention core runs at η_gemm; FP8 recipes keep it in BF16
+            # the fused attention core runs at η_gemm; FP8 recipes keep it in BF16. It is
+            # charged its full (non-causal) FLOPs: a causal kernel skipping half the tiles at
+            # η_gemm/2 ≈ 0.3 of peak, FlashAttention-2's H100 level (Shah et al. 2024,
+            # FlashAttention-3, abstract: 35 %) — an approximation, see docs/concepts.md
             passes = 3 + (1 if plan.parallelism.recompute in ("selective", "full") else 0)
             core_tok = passes * attention_core_per_token(plan.model) + flash_backward_recompute_per_token(plan.model)
             core_layers = L
