@@ -42,7 +42,7 @@ import attrs
 
 from . import __version__, catalog
 from .errors import LlmplanError, PlanError
-from .estimate import Estimate, estimate
+from .estimate import Estimate, estimate, param_counts
 from .model import Dense
 from .plan import DEFAULT_GEMM_EFFICIENCY, Cluster, Efficiency, Method, Parallelism, Plan, Precision
 
@@ -188,8 +188,9 @@ class Ref:
     Attributes:
         key: a :data:`METRICS` key (a published result to compare), or a plan input
             (``gpus``, ``tp``, ``pp``, ``dp``, ``model_parallel`` (tp·pp), ``ep``, ``zero``, ``micro_batch``,
-            ``global_batch``, ``global_batch_tokens``, ``seq_len``, ``tokens``,
-            ``layers``, ``hidden``, ``heads``, ``kv_heads``, ``ffn``, ``vocab``).
+            ``global_batch``, ``global_batch_tokens``, ``batch_per_dp``, ``grad_accum``, ``seq_len``,
+            ``tokens``, ``layers``, ``hidden``, ``heads``, ``kv_heads``, ``ffn``, ``vocab``,
+            ``params`` (llmplan's exact total parameter count)).
         value: the number as published.
         ref: dotted path of the value in ``published.toml`` (``runs.bloom_176b.gpu_hours``).
         primary: for results: counted in the overall statistics. ``False`` marks a
@@ -219,7 +220,8 @@ class Run:
     Attributes:
         id: stable id (``"bloom-176b"``).
         label: display name.
-        group: ``megatron-table1`` | ``megatron-table2`` | ``production`` | ``llama3-405b-table4``.
+        group: ``megatron-table1`` | ``megatron-table2`` | ``production`` | ``llama3-405b-table4`` |
+            ``llm-foundry-<table>`` (MosaicML's MPT benchmark tables, one group each).
         plan: the plan (default efficiency model: ``plan.efficiency`` is empty).
         refs: published inputs and results, each with its ``published.toml`` key.
         layout: ``"published"``, ``"partly assumed"`` or ``"assumed"``.
@@ -261,6 +263,10 @@ def plan_input(plan: Plan, key: str) -> float:
         return getattr(par, key)
     if key == "batch_per_dp":
         return meth.global_batch // (cl.gpus // (par.tp * par.pp * par.cp))
+    if key == "grad_accum":
+        return meth.global_batch // (cl.gpus // (par.tp * par.pp * par.cp) * par.micro_batch)
+    if key == "params":
+        return param_counts(model).total
     if key == "global_batch":
         return meth.global_batch
     if key == "global_batch_tokens":
@@ -928,9 +934,416 @@ def _llama3_405b() -> list[Run]:
     return out
 
 
+# ---------------------------------------------------------------------------------------
+# MosaicML llm-foundry: measured MPT training throughput (``extra:`` refs)
+# ---------------------------------------------------------------------------------------
+
+LLM_FOUNDRY = (
+    "MosaicML llm-foundry, scripts/train/benchmarking/README.md ('MPT Training Benchmarks', "
+    "commit 495218376830)"
+)
+
+#: MPT shapes (d_model, n_heads, n_layers) of llm-foundry's scripts/train/yamls/pretrain/mpt-<size>.yaml;
+#: every size has expansion_ratio 4 and vocab_size 50368.
+MPT_SHAPES: dict[str, tuple[int, int, int]] = {
+    "125m": (768, 12, 12),
+    "350m": (1024, 16, 24),
+    "760m": (1536, 12, 24),
+    "1b": (2048, 16, 24),
+    "3b": (2560, 20, 32),
+    "7b": (4096, 32, 32),
+    "13b": (5120, 40, 40),
+    "30b": (7168, 56, 48),
+    "70b": (8192, 64, 80),
+}
+MPT_VOCAB = 50368
+
+
+def mpt_model(size: str, seq_len: int) -> Dense:
+    """MPT as llm-foundry's throughput benchmarks built it: the yaml's shape with MPTConfig's
+    defaults (``no_bias = False``: biases on every Linear and LayerNorm; ``learned_pos_emb = True``
+    with ``max_seq_len`` set to the run's sequence length by submit_benchmarks.py; GELU MLP of
+    4·d_model; LM head tied to the token embedding; no dropout). Its parameter count equals the
+    README's NumParams for every row (``tests/test_validation.py``). Not Hugging Face's
+    ``MptForCausalLM``, which has ALiBi and no biases."""
+    d, heads, layers = MPT_SHAPES[size]
+    return Dense(
+        name=f"MPT-{size.upper()}",
+        layers=layers,
+        hidden=d,
+        heads=heads,
+        ffn=4 * d,
+        vocab=MPT_VOCAB,
+        mlp="gelu",
+        norm="layernorm",
+        attention_bias="all",
+        mlp_bias=True,
+        position="learned",
+        max_positions=seq_len,
+        tied_embeddings=True,
+        source=f"mosaicml/llm-foundry scripts/train/yamls/pretrain/mpt-{size}.yaml (d_model {d}, n_heads {heads}, "
+        f"n_layers {layers}, expansion_ratio 4, vocab 50368) with MPTConfig's defaults (no_bias false, "
+        "learned_pos_emb true, tied LM head)",
+    )
+
+
+#: MosaicML's A100 clusters: "1600 Gbps node-node interconnect (RoCE)" per 8-GPU node (the titles
+#: of the README's A100 tables) = 200 Gb/s per GPU. No catalog link at 200 Gb/s RoCE; efficiency
+#: and latency as roce-400.
+ROCE_200 = attrs.evolve(
+    catalog.link("roce-400"),
+    id="roce-200",
+    name="RoCE v2, 200 Gb/s per GPU (MosaicML A100 clusters)",
+    bandwidth=200e9 / 8,
+    status="assumed",
+    source="llm-foundry scripts/train/benchmarking/README.md, A100 table titles: '1600 Gbps node-node "
+    "interconnect (RoCE)' per 8-GPU node; efficiency and latency assumed equal to roce-400",
+    notes="defined in llmplan.validation for the llm-foundry A100 runs",
+)
+
+#: One README row: (size, seq_len, GPUs, micro-batch, gradient accumulation, global batch in
+#: sequences, ZeRO stage (FSDP FULL_SHARD = 3, SHARD_GRAD_OP = 2), activation checkpointing,
+#: NumParams, measured tokens/s per GPU).
+MptRow = tuple[str, int, int, int, int, int, int, bool, int, int]
+
+MPT_H100_BF16_LARGE: tuple[MptRow, ...] = (
+    ("70b", 2048, 512, 8, 1, 4096, 3, True, 64862437376, 1007),
+    ("70b", 2048, 256, 8, 1, 2048, 3, True, 64862437376, 1035),
+    ("70b", 2048, 128, 8, 1, 1024, 3, True, 64862437376, 1058),
+    ("30b", 2048, 512, 8, 1, 4096, 3, True, 29975214080, 2115),
+    ("30b", 2048, 256, 8, 1, 2048, 3, True, 29975214080, 2148),
+    ("30b", 2048, 128, 8, 1, 1024, 3, True, 29975214080, 2199),
+    ("13b", 2048, 512, 16, 1, 8192, 3, True, 12853954560, 4952),
+    ("13b", 2048, 256, 16, 1, 4096, 3, True, 12853954560, 4989),
+    ("13b", 2048, 128, 16, 1, 2048, 3, True, 12853954560, 5080),
+    ("7b", 2048, 512, 6, 1, 3072, 3, False, 6658859008, 9670),
+    ("7b", 2048, 256, 6, 1, 1536, 3, False, 6658859008, 10119),
+    ("7b", 2048, 128, 6, 1, 768, 3, False, 6658859008, 10475),
+    ("3b", 2048, 512, 8, 1, 4096, 2, False, 2651837440, 21664),
+    ("3b", 2048, 256, 8, 1, 2048, 2, False, 2651837440, 22772),
+    ("3b", 2048, 128, 8, 1, 1024, 2, False, 2651837440, 23422),
+    ("1b", 2048, 512, 12, 1, 6144, 2, False, 1315950592, 39837),
+    ("1b", 2048, 256, 12, 1, 3072, 2, False, 1315950592, 42555),
+    ("1b", 2048, 128, 12, 1, 1536, 2, False, 1315950592, 44123),
+)
+
+MPT_H100_BF16: tuple[MptRow, ...] = (
+    ("70b", 2048, 64, 8, 4, 2048, 3, True, 64862437376, 1039),
+    ("70b", 2048, 32, 2, 16, 1024, 3, True, 64862437376, 882),
+    ("30b", 8192, 8, 1, 21, 168, 3, True, 30019254272, 1384),
+    ("30b", 4096, 8, 1, 21, 168, 3, True, 29989894144, 1802),
+    ("30b", 2048, 32, 14, 3, 1344, 3, True, 29975214080, 2308),
+    ("30b", 2048, 16, 10, 3, 480, 3, True, 29975214080, 2263),
+    ("30b", 2048, 8, 3, 21, 504, 3, True, 29975214080, 2002),
+    ("30b", 1024, 8, 6, 21, 1008, 3, True, 29967874048, 2084),
+    ("13b", 32768, 8, 1, 3, 24, 3, True, 13011240960, 1976),
+    ("13b", 16384, 8, 3, 3, 72, 3, True, 12927354880, 2985),
+    ("13b", 4096, 8, 10, 3, 240, 3, True, 12864440320, 4717),
+    ("13b", 2048, 64, 2, 1, 128, 3, False, 12853954560, 4800),
+    ("13b", 2048, 32, 2, 1, 64, 3, False, 12853954560, 4811),
+    ("13b", 2048, 16, 2, 1, 32, 3, False, 12853954560, 4767),
+    ("13b", 2048, 8, 2, 1, 16, 3, False, 12853954560, 4792),
+    ("13b", 1024, 8, 40, 3, 960, 3, True, 12848711680, 5502),
+    ("7b", 65536, 8, 1, 2, 16, 3, True, 6918905856, 1956),
+    ("7b", 32768, 8, 2, 2, 32, 3, True, 6784688128, 3318),
+    ("7b", 8192, 8, 8, 2, 128, 3, True, 6684024832, 6935),
+    ("7b", 4096, 8, 16, 2, 256, 3, True, 6667247616, 8611),
+    ("7b", 2048, 8, 6, 1, 48, 3, False, 6658859008, 10643),
+    ("7b", 1024, 8, 64, 2, 1024, 3, True, 6654664704, 10203),
+    ("3b", 65536, 8, 1, 2, 16, 3, True, 2814366720, 3262),
+    ("3b", 32768, 8, 3, 6, 144, 3, True, 2730480640, 5873),
+    ("3b", 16384, 8, 1, 6, 48, 3, False, 2688537600, 11152),
+    ("3b", 8192, 8, 3, 6, 144, 3, False, 2667566080, 16578),
+    ("3b", 4096, 8, 5, 6, 240, 3, False, 2657080320, 20964),
+    ("3b", 2048, 64, 6, 3, 1152, 3, False, 2651837440, 22525),
+    ("3b", 2048, 32, 6, 3, 576, 3, False, 2651837440, 23021),
+    ("3b", 2048, 16, 10, 3, 480, 3, False, 2651837440, 24142),
+    ("3b", 1024, 8, 20, 6, 960, 3, False, 2649216000, 27046),
+    ("3b", 512, 8, 40, 6, 1920, 3, False, 2647905280, 27965),
+    ("1b", 65536, 8, 1, 2, 16, 3, True, 1445974016, 5506),
+    ("1b", 32768, 8, 1, 4, 32, 3, False, 1378865152, 12025),
+    ("1b", 16384, 8, 2, 4, 64, 3, False, 1345310720, 19649),
+    ("1b", 8192, 8, 3, 4, 96, 3, False, 1328533504, 29157),
+    ("1b", 4096, 8, 7, 4, 224, 3, False, 1320144896, 38535),
+    ("1b", 2048, 64, 20, 1, 1280, 3, False, 1315950592, 44402),
+    ("1b", 2048, 32, 20, 1, 640, 3, False, 1315950592, 45130),
+    ("1b", 2048, 16, 20, 1, 320, 3, False, 1315950592, 46037),
+    ("1b", 2048, 8, 14, 1, 112, 3, False, 1315950592, 45455),
+    ("1b", 1024, 8, 18, 4, 576, 3, False, 1313853440, 48910),
+    ("1b", 512, 8, 56, 4, 1792, 3, False, 1312804864, 52275),
+    ("760m", 32768, 8, 1, 2, 16, 3, False, 807656448, 16291),
+    ("760m", 16384, 8, 3, 2, 48, 3, False, 782490624, 27815),
+    ("760m", 8192, 8, 6, 2, 96, 3, False, 769907712, 41825),
+    ("760m", 4096, 8, 12, 2, 192, 3, False, 763616256, 55459),
+    ("760m", 2048, 32, 24, 1, 768, 3, False, 760470528, 67971),
+    ("760m", 2048, 16, 24, 1, 384, 3, False, 760470528, 68551),
+    ("760m", 2048, 8, 24, 2, 384, 3, False, 760470528, 63147),
+    ("760m", 1024, 8, 48, 2, 768, 3, False, 758897664, 78581),
+    ("760m", 512, 8, 96, 2, 1536, 3, False, 758111232, 83749),
+)
+
+MPT_H100_FP8: tuple[MptRow, ...] = (
+    ("3b", 32768, 8, 3, 6, 144, 3, True, 2730480640, 5856),
+    ("3b", 8192, 8, 3, 6, 144, 3, False, 2667566080, 19146),
+    ("3b", 2048, 8, 10, 6, 480, 3, False, 2651837440, 30586),
+    ("3b", 512, 8, 40, 6, 1920, 3, False, 2647905280, 36527),
+    ("1b", 32768, 8, 1, 4, 32, 3, False, 1378865152, 12580),
+    ("1b", 8192, 8, 2, 4, 64, 3, False, 1328533504, 32010),
+    ("1b", 512, 8, 56, 4, 1792, 3, False, 1312804864, 70315),
+)
+
+MPT_A100_80GB: tuple[MptRow, ...] = (
+    ("70b", 2048, 64, 8, 4, 2048, 3, True, 64862437376, 410),
+    ("70b", 2048, 32, 2, 16, 1024, 3, True, 64862437376, 373),
+    ("30b", 8192, 8, 1, 21, 168, 3, True, 30019254272, 574),
+    ("30b", 4096, 8, 1, 21, 168, 3, True, 29989894144, 814),
+    ("30b", 2048, 8, 3, 21, 504, 3, True, 29975214080, 916),
+    ("30b", 1024, 8, 6, 21, 1008, 3, True, 29967874048, 946),
+    ("30b", 512, 8, 12, 21, 2016, 3, True, 29964204032, 967),
+    ("13b", 32768, 8, 1, 3, 24, 3, True, 13011240960, 1016),
+    ("13b", 16384, 8, 3, 3, 72, 3, True, 12927354880, 1431),
+    ("13b", 8192, 8, 5, 3, 120, 3, True, 12885411840, 1795),
+    ("13b", 4096, 8, 10, 3, 240, 3, True, 12864440320, 2060),
+    ("13b", 2048, 8, 2, 3, 48, 3, False, 12853954560, 2262),
+    ("13b", 1024, 8, 40, 3, 960, 3, True, 12848711680, 2330),
+    ("7b", 65536, 8, 1, 2, 16, 3, True, 6918905856, 1013),
+    ("7b", 32768, 8, 2, 2, 32, 3, True, 6784688128, 1672),
+    ("7b", 16384, 8, 4, 2, 64, 3, True, 6717579264, 2453),
+    ("7b", 8192, 8, 8, 2, 128, 3, True, 6684024832, 3206),
+    ("7b", 4096, 8, 16, 2, 256, 3, True, 6667247616, 3684),
+    ("7b", 2048, 8, 6, 2, 96, 3, False, 6658859008, 4641),
+    ("7b", 1024, 8, 64, 2, 1024, 3, True, 6654664704, 4357),
+    ("3b", 65536, 8, 1, 2, 16, 3, True, 2814366720, 1767),
+    ("3b", 32768, 8, 3, 6, 144, 3, True, 2730480640, 3029),
+    ("3b", 16384, 8, 1, 6, 48, 3, False, 2688537600, 5529),
+    ("3b", 8192, 8, 3, 6, 144, 3, False, 2667566080, 7695),
+    ("3b", 4096, 8, 5, 6, 240, 3, False, 2657080320, 9457),
+    ("3b", 2048, 8, 10, 2, 160, 3, False, 2651837440, 10811),
+    ("3b", 1024, 8, 20, 6, 960, 3, False, 2649216000, 11580),
+    ("3b", 512, 8, 40, 6, 1920, 3, False, 2647905280, 12127),
+    ("1b", 65536, 8, 1, 2, 16, 3, True, 1445974016, 3044),
+    ("1b", 32768, 8, 1, 4, 32, 3, False, 1378865152, 6275),
+    ("1b", 16384, 8, 2, 4, 64, 3, False, 1345310720, 9956),
+    ("1b", 8192, 8, 3, 4, 96, 3, False, 1328533504, 13814),
+    ("1b", 4096, 8, 7, 4, 224, 3, False, 1320144896, 17807),
+    ("1b", 2048, 8, 14, 4, 448, 3, False, 1315950592, 20513),
+    ("1b", 1024, 8, 18, 4, 576, 3, False, 1313853440, 22112),
+    ("1b", 512, 8, 56, 4, 1792, 3, False, 1312804864, 23148),
+    ("760m", 65536, 8, 1, 2, 16, 3, True, 857988096, 4143),
+    ("760m", 32768, 8, 1, 2, 16, 3, False, 807656448, 8802),
+    ("760m", 16384, 8, 3, 2, 48, 3, False, 782490624, 14274),
+    ("760m", 8192, 8, 6, 2, 96, 3, False, 769907712, 20933),
+    ("760m", 4096, 8, 12, 2, 192, 3, False, 763616256, 27351),
+    ("760m", 2048, 8, 24, 2, 384, 3, False, 760470528, 32434),
+    ("760m", 1024, 8, 48, 2, 768, 3, False, 758897664, 29765),
+    ("760m", 512, 8, 96, 2, 1536, 3, False, 758111232, 29446),
+    ("350m", 65536, 8, 1, 2, 16, 3, False, 420997120, 7524),
+    ("350m", 32768, 8, 2, 2, 32, 3, False, 387442688, 13652),
+    ("350m", 16384, 8, 4, 2, 64, 3, False, 370665472, 23559),
+    ("350m", 8192, 8, 8, 2, 128, 3, False, 362276864, 36569),
+    ("350m", 4096, 8, 16, 2, 256, 3, False, 358082560, 49555),
+    ("350m", 2048, 8, 32, 2, 512, 3, False, 355985408, 58782),
+    ("350m", 1024, 8, 64, 2, 1024, 3, False, 354936832, 64813),
+    ("350m", 512, 8, 128, 2, 2048, 3, False, 354412544, 69330),
+    ("125m", 65536, 8, 1, 2, 16, 3, False, 174070272, 20368),
+    ("125m", 32768, 8, 2, 2, 32, 3, False, 148904448, 36407),
+    ("125m", 16384, 8, 4, 2, 64, 3, False, 136321536, 60040),
+    ("125m", 8192, 8, 8, 2, 128, 3, False, 130030080, 90392),
+    ("125m", 4096, 8, 16, 2, 256, 3, False, 126884352, 118396),
+    ("125m", 2048, 8, 40, 2, 640, 3, False, 125311488, 142830),
+    ("125m", 2048, 8, 32, 2, 512, 3, False, 125311488, 141737),
+    ("125m", 1024, 8, 64, 2, 1024, 3, False, 124525056, 156468),
+    ("125m", 512, 8, 128, 2, 2048, 3, False, 124131840, 165681),
+)
+
+MPT_A100_40GB: tuple[MptRow, ...] = (
+    ("70b", 2048, 128, 4, 1, 512, 3, True, 64862437376, 376),
+    ("70b", 2048, 64, 2, 1, 128, 3, True, 64862437376, 276),
+    ("30b", 2048, 128, 6, 1, 768, 3, True, 29975214080, 865),
+    ("30b", 2048, 32, 4, 1, 128, 3, True, 29975214080, 857),
+    ("13b", 8192, 8, 1, 16, 128, 3, True, 12885411840, 1407),
+    ("13b", 4096, 8, 2, 16, 256, 3, True, 12864440320, 1603),
+    ("13b", 2048, 128, 16, 1, 2048, 3, True, 12853954560, 1972),
+    ("13b", 2048, 64, 16, 1, 1024, 3, True, 12853954560, 1976),
+    ("13b", 2048, 32, 14, 1, 448, 3, True, 12853954560, 1998),
+    ("13b", 2048, 16, 10, 1, 160, 3, True, 12853954560, 1993),
+    ("13b", 2048, 8, 4, 16, 512, 3, True, 12853954560, 1668),
+    ("13b", 1024, 8, 8, 16, 1024, 3, True, 12848711680, 1727),
+    ("13b", 512, 8, 16, 16, 2048, 3, True, 12846090240, 1763),
+    ("7b", 16384, 8, 1, 4, 32, 3, True, 6717579264, 2249),
+    ("7b", 8192, 8, 3, 4, 96, 3, True, 6684024832, 2887),
+    ("7b", 4096, 8, 6, 4, 192, 3, True, 6667247616, 3366),
+    ("7b", 2048, 128, 18, 1, 2304, 3, True, 6658859008, 3623),
+    ("7b", 2048, 64, 18, 1, 1152, 3, True, 6658859008, 3665),
+    ("7b", 2048, 32, 18, 1, 576, 3, True, 6658859008, 3725),
+    ("7b", 2048, 16, 16, 1, 256, 3, True, 6658859008, 3645),
+    ("7b", 2048, 8, 12, 4, 384, 3, True, 6658859008, 3679),
+    ("7b", 1024, 8, 24, 4, 768, 3, True, 6654664704, 3854),
+    ("7b", 512, 8, 48, 4, 1536, 3, True, 6652567552, 3895),
+    ("3b", 32768, 8, 1, 4, 32, 3, True, 2730480640, 2955),
+    ("3b", 16384, 8, 2, 8, 128, 3, True, 2688537600, 4465),
+    ("3b", 8192, 8, 1, 8, 64, 3, False, 2667566080, 7149),
+    ("3b", 4096, 8, 2, 8, 128, 3, False, 2657080320, 8777),
+    ("3b", 2048, 128, 6, 1, 768, 3, False, 2651837440, 9538),
+    ("3b", 2048, 64, 6, 1, 384, 3, False, 2651837440, 9736),
+    ("3b", 2048, 32, 6, 1, 192, 3, False, 2651837440, 9914),
+    ("3b", 2048, 16, 5, 1, 80, 3, False, 2651837440, 9750),
+    ("3b", 2048, 8, 5, 8, 320, 3, False, 2651837440, 10065),
+    ("3b", 1024, 8, 10, 8, 640, 3, False, 2649216000, 10731),
+    ("3b", 512, 8, 20, 8, 1280, 3, False, 2647905280, 11324),
+    ("1b", 32768, 8, 1, 4, 32, 3, True, 1378865152, 5095),
+    ("1b", 16384, 8, 1, 8, 64, 3, False, 1345310720, 9715),
+    ("1b", 8192, 8, 2, 8, 128, 3, False, 1328533504, 13474),
+    ("1b", 4096, 8, 4, 8, 256, 3, False, 1320144896, 16856),
+    ("1b", 2048, 128, 10, 1, 1280, 3, False, 1315950592, 18647),
+    ("1b", 2048, 64, 10, 1, 640, 3, False, 1315950592, 19001),
+    ("1b", 2048, 32, 10, 1, 320, 3, False, 1315950592, 15555),
+    ("1b", 2048, 16, 8, 1, 128, 3, False, 1315950592, 19085),
+    ("1b", 2048, 8, 8, 8, 512, 3, False, 1315950592, 19271),
+    ("1b", 1024, 8, 16, 8, 1024, 3, False, 1313853440, 20959),
+    ("1b", 512, 8, 32, 8, 2048, 3, False, 1312804864, 21782),
+    ("760m", 32768, 8, 1, 4, 32, 3, True, 807656448, 7183),
+    ("760m", 16384, 8, 1, 4, 32, 3, False, 782490624, 13914),
+    ("760m", 8192, 8, 3, 4, 96, 3, False, 769907712, 20106),
+    ("760m", 4096, 8, 6, 4, 192, 3, False, 763616256, 25863),
+    ("760m", 2048, 128, 12, 1, 1536, 3, False, 760470528, 28940),
+    ("760m", 2048, 64, 12, 1, 768, 3, False, 760470528, 29344),
+    ("760m", 2048, 32, 12, 1, 384, 3, False, 760470528, 29648),
+    ("760m", 2048, 16, 12, 1, 192, 3, False, 760470528, 29607),
+    ("760m", 2048, 8, 12, 4, 384, 3, False, 760470528, 30173),
+    ("760m", 1024, 8, 24, 4, 768, 3, False, 758897664, 33422),
+    ("760m", 512, 8, 48, 4, 1536, 3, False, 758111232, 34938),
+    ("350m", 32768, 8, 1, 4, 32, 3, False, 387442688, 13416),
+    ("350m", 16384, 8, 2, 4, 64, 3, False, 370665472, 22896),
+    ("350m", 8192, 8, 4, 4, 128, 3, False, 362276864, 34933),
+    ("350m", 4096, 8, 8, 4, 256, 3, False, 358082560, 46833),
+    ("350m", 2048, 128, 18, 1, 2304, 3, False, 355985408, 51934),
+    ("350m", 2048, 64, 18, 1, 1152, 3, False, 355985408, 52689),
+    ("350m", 2048, 32, 18, 1, 576, 3, False, 355985408, 53811),
+    ("350m", 2048, 16, 18, 1, 288, 3, False, 355985408, 55413),
+    ("350m", 2048, 8, 16, 4, 512, 3, False, 355985408, 55995),
+    ("350m", 1024, 8, 32, 4, 1024, 3, False, 354936832, 62523),
+    ("350m", 512, 8, 64, 4, 2048, 3, False, 354412544, 66284),
+    ("125m", 32768, 8, 1, 4, 32, 3, False, 148904448, 32651),
+    ("125m", 16384, 8, 2, 3, 48, 3, False, 136321536, 55484),
+    ("125m", 8192, 8, 5, 3, 120, 3, False, 130030080, 86858),
+    ("125m", 4096, 8, 13, 3, 312, 3, False, 126884352, 115162),
+    ("125m", 2048, 128, 26, 1, 3328, 3, False, 125311488, 123936),
+    ("125m", 2048, 64, 26, 1, 1664, 3, False, 125311488, 125234),
+    ("125m", 2048, 32, 26, 1, 832, 3, False, 125311488, 127122),
+    ("125m", 2048, 16, 26, 1, 416, 3, False, 125311488, 130535),
+    ("125m", 2048, 8, 26, 3, 624, 3, False, 125311488, 136334),
+    ("125m", 1024, 8, 52, 3, 1248, 3, False, 124525056, 148289),
+    ("125m", 512, 8, 104, 3, 2496, 3, False, 124131840, 156735),
+)
+
+
+#: The README's tables: (id part, group, title, short label, catalog GPU, precision preset,
+#: inter-node link or None for the catalog default, rows).
+MPT_TABLES: tuple[tuple[str, str, str, str, str, str, Any, tuple[MptRow, ...]], ...] = (
+    ("h100-bf16-large", "llm-foundry-h100-bf16-large", "H100 80GB BF16 (Large Scale, >= 128 GPUs)", "H100 BF16, ≥ 128 GPUs",
+     H100, "bf16-mixed", None, MPT_H100_BF16_LARGE),
+    ("h100-bf16", "llm-foundry-h100-bf16", "H100 80GB BF16", "H100 BF16", H100, "bf16-mixed", None, MPT_H100_BF16),
+    ("h100-fp8", "llm-foundry-h100-fp8", "H100 80GB FP8", "H100 FP8", H100, "fp8-mixed", None, MPT_H100_FP8),
+    ("a100-80gb", "llm-foundry-a100-80gb", "A100 80GB with 1600 Gbps node-node interconnect (RoCE)", "A100 80GB",
+     A100, "bf16-mixed", ROCE_200, MPT_A100_80GB),
+    ("a100-40gb", "llm-foundry-a100-40gb", "A100 40GB with 1600 Gbps node-node interconnect (RoCE)", "A100 40GB",
+     "a100-40gb-sxm", "bf16-mixed", ROCE_200, MPT_A100_40GB),
+)
+
+_MPT_DEFAULT_MP = (
+    "llmplan's data-parallel traffic counts bf16 gradients, so DEFAULT's fp32 reduce-scatter (8 instead of 6 bytes "
+    "per parameter per step under FULL_SHARD) is not expressed"
+)
+
+#: Precision as each table gives it (Composer precision, FSDP mixed_precision), keyed by table.
+_MPT_PRECISION = {
+    "h100-bf16-large": "precision amp_bf16, FSDP mixed_precision DEFAULT (bf16 parameters, gradients reduced in "
+    "fp32) → bf16-mixed; " + _MPT_DEFAULT_MP,
+    "h100-bf16": "precision amp_bf16, FSDP mixed_precision DEFAULT (bf16 parameters, gradients reduced in fp32) → "
+    "bf16-mixed; " + _MPT_DEFAULT_MP,
+    "a100-80gb": "precision amp_bf16 with FSDP mixed_precision DEFAULT (bf16 parameters, gradients reduced in fp32), "
+    "the two 70b rows 'bf16' with PURE (bf16 parameters and reduction) → bf16-mixed; " + _MPT_DEFAULT_MP,
+    "a100-40gb": "precision 'bf16' (the older runs' Composer setting) with FSDP mixed_precision PURE (bf16 parameters, "
+    "gradient reduction and buffers) → bf16-mixed, whose bf16 gradient traffic PURE matches",
+    "h100-fp8": (
+        "precision amp_fp8 (TransformerEngine Linear layers, fc_type 'te') → fp8-mixed: the GEMMs at the H100's FP8 "
+        "peak × η_gemm, the attention core in BF16; llm-foundry's tied LM head is a plain F.linear and stays in BF16, "
+        "which llmplan's fp8 preset does not express (it puts the LM head at FP8 too)"
+    ),
+}
+
+
+def _mpt_fabric(gpu: str, inter_node: Any) -> str:
+    if inter_node is not None:
+        return ("8-GPU A100 nodes on NVLink 3; between nodes 1600 Gb/s RoCE per node (the table's title) = 200 Gb/s "
+                "per GPU, efficiency and latency as llmplan's roce-400 (only rows with more than 8 GPUs cross nodes)")
+    return ("8-GPU H100 SXM nodes on NVLink 4; the README gives no fabric for its H100 tables: llmplan's default, "
+            "InfiniBand NDR 400 Gb/s per GPU, assumed (only rows with more than 8 GPUs cross nodes)")
+
+
+def _llm_foundry() -> list[Run]:
+    """MPT training throughput measured by MosaicML (llm-foundry's benchmarking README), every row."""
+    out = []
+    for part, group, title, short, gpu, preset, inter_node, rows in MPT_TABLES:
+        seen = [(r[0], r[1], r[2]) for r in rows]
+        for size, seq, gpus, mb, accum, batch, zero, ckpt, n_params, tps in rows:
+            suffix = f"-b{batch}" if seen.count((size, seq, gpus)) > 1 else ""
+            rid = f"mpt-{part}-{size}-{seq}-{gpus}{suffix}"
+            t = "extra:runs." + rid.replace("-", "_")
+            m = f"extra:mpt_models.mpt_{size}"
+            model = mpt_model(size, seq)
+            plan = Plan(
+                name=f"llm-foundry {title}: {model.name}, {seq} tokens, {gpus} GPUs",
+                model=model,
+                method=Method(kind="pretrain", tokens=THROUGHPUT_TOKENS, seq_len=seq, global_batch=batch),
+                precision=Precision(preset=preset),
+                cluster=Cluster(gpu=catalog.gpu(gpu), gpus=gpus, inter_node=inter_node),
+                parallelism=Parallelism(zero=zero, micro_batch=mb, recompute="full" if ckpt else "none"),
+            )
+            out.append(
+                Run(
+                    id=rid,
+                    label=f"MPT-{size.upper()} {seq} tok, mb {mb}{', ckpt' if ckpt else ''} ({short})",
+                    group=group,
+                    plan=plan,
+                    refs=(
+                        Ref("gpus", gpus, f"{t}.gpus"),
+                        Ref("seq_len", seq, f"{t}.seq_len"),
+                        Ref("micro_batch", mb, f"{t}.micro_batch"),
+                        Ref("grad_accum", accum, f"{t}.grad_accum"),
+                        Ref("global_batch", batch, f"{t}.global_batch"),
+                        Ref("params", n_params, f"{t}.num_params"),
+                        Ref("layers", model.layers, f"{m}.n_layers"),
+                        Ref("hidden", model.hidden, f"{m}.d_model"),
+                        Ref("heads", model.heads, f"{m}.n_heads"),
+                        Ref("vocab", model.vocab, f"{m}.vocab_size"),
+                        Ref("tokens_per_sec_per_gpu", tps, f"{t}.tokens_per_sec_per_gpu"),
+                    ),
+                    layout="published",
+                    assumptions=(
+                        ("published (the README row): GPUs, sequence length, micro-batch, gradient accumulation, global "
+                         "batch, precision, FSDP sharding over every GPU (FULL_SHARD = ZeRO-3, SHARD_GRAD_OP = ZeRO-2; no "
+                         "tensor or pipeline parallelism), activation checkpointing (True = full recomputation of every "
+                         "block), NumParams (= llmplan's exact count of the shape)"),
+                        ("MPT shape from llm-foundry's mpt-<size>.yaml with MPTConfig's defaults: biases on every Linear and "
+                         "LayerNorm, learned position table of max_seq_len = the run's sequence length, GELU MLP 4·d, tied "
+                         "LM head, no dropout; FlashAttention (the benchmarks' attn_impl 'triton')"),
+                        _MPT_PRECISION[part],
+                        _mpt_fabric(gpu, inter_node),
+                        ("the README's MFU and HFU restate its tokens/s with 6 × NumParams (embeddings and the position "
+                         "table included) + 12·L·d·s FLOPs per token — not llmplan's count (time.mfu: matmul weights and "
+                         "the LM head), so they are not compared; tokens (300B) only set the run length"),
+                    ),
+                    source=f"{LLM_FOUNDRY}, table '{title}' (benchmarks/published_extra.toml)",
+                )
+            )
+    return out
+
+
 @lru_cache(maxsize=1)
 def _runs() -> tuple[Run, ...]:
-    return tuple(_megatron_table1() + _megatron_table2() + _production() + _llama3_405b())
+    return tuple(_megatron_table1() + _megatron_table2() + _production() + _llama3_405b() + _llm_foundry())
 
 
 def runs(ids: Iterable[str] | None = None) -> list[Run]:

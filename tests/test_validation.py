@@ -8,6 +8,7 @@ reported by ``python benchmarks/validate_runs.py``, not asserted here.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -26,7 +27,8 @@ from llmplan.plan import Efficiency
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT.parent / "shared" / "reference" / "published.toml"
-#: published numbers not in the shared file (Llama 3 paper Table 4), with their sources
+#: published numbers not in the shared file (Llama 3 paper Table 4, llm-foundry's MPT
+#: benchmark tables), with their sources
 EXTRA = ROOT / "benchmarks" / "published_extra.toml"
 
 RUNS = validation.runs()
@@ -52,7 +54,9 @@ def _lookup(data: dict, dotted: str):
 
 def test_run_ids_are_unique_and_groups_known():
     assert len(IDS) == len(set(IDS))
-    assert {r.group for r in RUNS} == {"megatron-table1", "megatron-table2", "production", "llama3-405b-table4"}
+    assert {r.group for r in RUNS} == {"megatron-table1", "megatron-table2", "production", "llama3-405b-table4"} | set(
+        LLM_FOUNDRY_ROWS
+    )
     assert len([r for r in RUNS if r.group == "megatron-table1"]) == 10
 
 
@@ -64,6 +68,55 @@ def test_the_brief_s_runs_are_all_there():
         "megatron-t2-ptdp-175b-384", "megatron-t2-ptdp-175b-1536", "megatron-t2-ptdp-530b-2240",
     }
     assert expected <= set(IDS)
+
+
+#: llm-foundry's benchmarking README: rows per table (every row is a run; none left out)
+LLM_FOUNDRY_ROWS = {
+    "llm-foundry-h100-bf16-large": 18,
+    "llm-foundry-h100-bf16": 52,
+    "llm-foundry-h100-fp8": 7,
+    "llm-foundry-a100-80gb": 61,
+    "llm-foundry-a100-40gb": 78,
+}
+MPT_RUNS = [r for r in RUNS if r.group.startswith("llm-foundry-")]
+
+
+@functools.lru_cache(maxsize=1)
+def _extra() -> dict:
+    """benchmarks/published_extra.toml, parsed once (read-only)."""
+    with EXTRA.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def test_llm_foundry_every_row_is_a_run():
+    rows = {k for k in _extra()["runs"] if k.startswith("mpt_")}
+    keys = [r.id.replace("-", "_") for r in MPT_RUNS]
+    assert sorted(keys) == sorted(rows)  # one run per README row, no row left out, no key twice
+    for group, n in LLM_FOUNDRY_ROWS.items():
+        assert len([r for r in MPT_RUNS if r.group == group]) == n, group
+
+
+@pytest.mark.parametrize("run", MPT_RUNS, ids=[r.id for r in MPT_RUNS])
+def test_llm_foundry_row_matches_its_plan(run):
+    # the row's non-numeric columns, and the README's MFU as a transcription check
+    row = _extra()["runs"][run.id.replace("-", "_")]
+    plan, model = run.plan, run.plan.model
+    assert plan.parallelism.zero == {"FULL_SHARD": 3, "SHARD_GRAD_OP": 2}[row["sharding"]]
+    assert plan.parallelism.recompute == ("full" if row["activation_checkpointing"] else "none")
+    assert (plan.precision.preset == "fp8-mixed") == (row["precision"] == "amp_fp8")
+    assert plan.parallelism.tp == plan.parallelism.pp == 1 and plan.parallelism.flash_attention
+    gpu = "h100-sxm" if "-h100-" in run.group else run.group.replace("llm-foundry-", "") + "-sxm"
+    assert plan.cluster.gpu.id == gpu
+    # A100 tables: "1600 Gbps node-node interconnect (RoCE)" per 8-GPU node; H100: no fabric given (catalog default)
+    assert plan.cluster.inter_link.id == ("ib-ndr" if "-h100-" in run.group else "roce-200")
+    assert plan.cluster.inter_link.bandwidth * plan.cluster.nics == (400e9 if "-h100-" in run.group else 200e9) / 8 * 8
+    assert row["tokens_per_sec"] / row["gpus"] == pytest.approx(row["tokens_per_sec_per_gpu"], abs=1)
+    # MFU (README): tokens/s per GPU x (6 NumParams + 12 L d s) / peak (FP8 rows: the FP8 peak)
+    peak = plan.cluster.gpu.peak[plan.precision.dtype("compute")]
+    flops_per_token = 6 * row["num_params"] + 12 * model.layers * model.hidden * row["seq_len"]
+    mfu = row["tokens_per_sec"] / row["gpus"] * flops_per_token / peak
+    assert mfu == pytest.approx(row["mfu"], rel=2e-3)
+    assert row["hfu"] == pytest.approx(row["mfu"] * (4 / 3 if row["activation_checkpointing"] else 1), rel=2e-3)
 
 
 def test_runs_filter_and_unknown_id():
@@ -111,8 +164,7 @@ def test_plan_matches_the_published_inputs(run):
 
 @pytest.mark.parametrize("run", RUNS, ids=IDS)
 def test_published_numbers_equal_published_toml(run, published):
-    with EXTRA.open("rb") as fh:
-        extra = tomllib.load(fh)
+    extra = _extra()
     for ref in run.refs:
         source, path = (extra, ref.ref.removeprefix("extra:")) if ref.ref.startswith("extra:") else (published, ref.ref)
         try:
