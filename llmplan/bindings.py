@@ -140,6 +140,34 @@ def _link_for_span(plan, span: int) -> tuple[float, float]:
     return per_gpu * net.efficiency, net.latency
 
 
+def ring_link(plan, stride: int, size: int) -> tuple[float, float]:
+    """(bandwidth B/s × efficiency, latency s) of a ring collective — all-reduce, reduce-scatter,
+    all-gather — over ``size`` ranks ``stride`` apart (tp: stride 1; dp: stride tp·cp).
+
+    A group inside a node uses :func:`_link_for_span`. A group across nodes with ``g > 1``
+    members on each node runs ``g`` rings side by side (NCCL builds one ring per
+    channel, each leaving the node through its own rail NIC; consecutive ranks of a ring
+    are NVLink neighbours): the inter-node share is ``g`` GPUs' NIC bandwidth, capped by
+    the intra-node link the rings also cross — ``min(g · W_net/GPU, W_intra)``. With one
+    member per node (tp·cp fills the node) this is the per-GPU network share. The
+    node-aggregate figure is what nccl-tests reports as multi-node all-reduce bus
+    bandwidth (NVIDIA/nccl-tests#119: ~96 GB/s on an 8-GPU node with 4 × 200 Gb/s HDR,
+    the node's 100 GB/s, not the 12.5 GB/s of one GPU's share). All-to-all and
+    point-to-point traffic (EP, CP, PP) do not aggregate: every GPU's bytes leave
+    through its own share.
+    """
+    cl = plan.cluster
+    span = stride * size
+    bw, alpha = _link_for_span(plan, span)
+    if span <= cl.per_node or stride >= cl.per_node:
+        return bw, alpha
+    local = min(size, cl.per_node // stride)
+    if local <= 1:
+        return bw, alpha
+    intra, _ = _link_for_span(plan, stride * local)
+    return min(local * bw, intra), alpha
+
+
 def ep_node_layout(plan, tp: Any = None, cp: Any = None, ep: Any = None) -> tuple[Any, Any]:
     """(nodes the expert-parallel group spans, its GPUs per node) — numbers or numpy arrays.
 
@@ -293,13 +321,11 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
     vals[S.F_peak16] = cl.gpu.peak.get("bf16", cl.gpu.peak.get("fp16", peak))
     # links per group, Megatron's rank order tp → cp → ep/dp → pp
     t, c = par.tp, par.cp
-    groups = {
-        "tp": (t, S.W_tp, S.alpha_tp),
-        "cp": (t * c, S.W_cp, S.alpha_cp),
-        "ep": (t * c * par.ep, S.W_ep, S.alpha_ep),
-        "dp": (t * c * dp, S.W_dp, S.alpha_dp),
-    }
-    for span, bw_sym, alpha_sym in groups.values():
+    # tp and dp run ring collectives (ring_link: rings side by side over the rail NICs);
+    # cp (K/V ring passes) and ep (all-to-all) send each GPU's own bytes through its share
+    vals[S.W_tp], vals[S.alpha_tp] = ring_link(plan, 1, t)
+    vals[S.W_dp], vals[S.alpha_dp] = ring_link(plan, t * c, dp)
+    for span, bw_sym, alpha_sym in ((t * c, S.W_cp, S.alpha_cp), (t * c * par.ep, S.W_ep, S.alpha_ep)):
         bw, alpha = _link_for_span(plan, span)
         vals[bw_sym], vals[alpha_sym] = bw, alpha
     bw, alpha = _link_for_span(plan, t * c * dp + 1)  # neighbouring stage: next block of ranks
