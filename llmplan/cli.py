@@ -239,30 +239,54 @@ def cmd_search(args) -> int:
         gpu_ids=args.gpu.split(",") if args.gpu else None,
         deadline_seconds=deadline,
         budget=budget,
+        unsupported=args.unsupported,
     )
     if getattr(args, "plot", None) and result["layouts"]:
         from .plots import pareto
 
         pareto(result, args.plot)
     if args.json:
-        print(json.dumps({k: result[k] for k in ("layouts", "evaluated", "feasible", "seconds")} | {"pareto": result["pareto"]}, indent=2, default=str))
+        print(json.dumps({k: result[k] for k in ("layouts", "evaluated", "feasible", "unsupported", "seconds")} | {"pareto": result["pareto"]}, indent=2, default=str))
         return EXIT_OK if result["layouts"] else EXIT_NOFIT
-    print(f"evaluated {result['evaluated']:,} layouts in {result['seconds']:.2f} s; {result['feasible']:,} feasible")
+    flagged, policy = result["unsupported"]["feasible"], result["unsupported"]["policy"]
+    aside = {"last": "ranked last", "drop": "left out", "rank": "ranked with the others"}[policy]
+    print(f"evaluated {result['evaluated']:,} layouts in {result['seconds']:.2f} s; {result['feasible']:,} feasible"
+          + (f", {flagged:,} of them unsupported by the usual frameworks ({aside}; --unsupported last|drop|rank)" if flagged else ""))
     if not result["layouts"]:
         print("no layout fits the constraints")
         return EXIT_NOFIT
-    header = f"{'gpu':<14}{'gpus':>6}{'tp':>4}{'pp':>4}{'v':>3}{'cp':>4}{'ep':>4}{'dp':>6}{'zero':>5}{'mb':>4}  {'recompute':<10}{'days':>9}{'MFU':>7}{'mem GiB':>9}{'cost':>14}"
-    print(header)
-    for r in result["layouts"]:
-        p = r["parallelism"]
-        cost = r["cost"]["total"]
-        print(
-            f"{r['cluster']['gpu']:<14}{r['cluster']['gpus']:>6}{p['tp']:>4}{p['pp']:>4}{(p['virtual_stages'] or 1):>3}{p['cp']:>4}{p['ep']:>4}{p['dp']:>6}{p['zero']:>5}{p['micro_batch']:>4}  "
-            f"{p['recompute']:<10}{r['time']['days']:>9.2f}{r['time']['mfu']:>7.1%}{r['memory']['per_gpu']['total'] / 2**30:>9.1f}"
-            f"{(f'{cost:,.0f} ' + r['cost']['currency']) if cost is not None else '—':>14}"
-        )
+    print(_search_table(result["layouts"]))
     print(f"Pareto front (time vs cost vs GPUs): {len(result['pareto'])} layouts")
     return EXIT_OK
+
+
+def _search_table(layouts: list[dict[str, Any]]) -> str:
+    """The ranked layouts (``!``: unsupported by the usual frameworks), then each warning
+    once with the numbers of the layouts that carry it."""
+    n = max(2, len(str(len(layouts))))
+    out = [
+        f"{'#':>{n + 1}} {'gpu':<14}{'gpus':>6}{'tp':>4}{'pp':>4}{'v':>3}{'cp':>4}{'ep':>4}{'dp':>6}{'zero':>5}{'mb':>4}  "
+        f"{'recompute':<10}{'schedule':<12}{'days':>9}{'MFU':>7}{'mem GiB':>9}{'cost':>14}"
+    ]
+    for i, r in enumerate(layouts, 1):
+        p = r["parallelism"]
+        cost = r["cost"]["total"]
+        out.append(
+            f"{i:>{n}}{'!' if r['unsupported'] else ' '} {r['cluster']['gpu']:<14}{r['cluster']['gpus']:>6}{p['tp']:>4}{p['pp']:>4}{(p['virtual_stages'] or 1):>3}{p['cp']:>4}{p['ep']:>4}{p['dp']:>6}{p['zero']:>5}{p['micro_batch']:>4}  "
+            f"{p['recompute']:<10}{p['pp_schedule']:<12}{r['time']['days']:>9.2f}{r['time']['mfu']:>7.1%}{r['memory']['per_gpu']['total'] / 2**30:>9.1f}"
+            f"{(f'{cost:,.0f} ' + r['cost']['currency']) if cost is not None else '—':>14}"
+        )
+    carriers: dict[str, list[int]] = {}
+    for i, r in enumerate(layouts, 1):
+        for w in r["warnings"]:
+            carriers.setdefault(w, []).append(i)
+    if carriers:
+        out.append("warnings (! = the layout is unsupported by the usual frameworks):" if any(r["unsupported"] for r in layouts) else "warnings:")
+        bad = {w for r in layouts for w in r["unsupported"]}
+        for w, nums in carriers.items():
+            who = "all" if len(nums) == len(layouts) and len(layouts) > 1 else ", ".join(map(str, nums))
+            out.append(f"  {who:<10}{'!' if w in bad else ' '} {w}")
+    return "\n".join(out)
 
 
 def cmd_validate_runs(args) -> int:
@@ -307,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu", help="comma-separated catalog GPU ids to compare")
     p.add_argument("--deadline", help='e.g. "30 days"')
     p.add_argument("--budget", help='e.g. "2M USD"')
+    p.add_argument("--unsupported", choices=["last", "drop", "rank"], default="last",
+                   help="layouts the usual frameworks do not run (ZeRO-2/3 with pp, DualPipe with < 2·pp micro-batches, "
+                        "selective recompute under framework hf): rank them last (default), drop them, or rank them with the others")
     p.add_argument("--plot", metavar="PATH", help="also draw days vs cost of the layouts found to PATH (needs llmplan[plot])")
     p.set_defaults(func=cmd_search)
     p = sub.add_parser("validate-runs", help="predicted vs published for the bundled published training runs")

@@ -1,11 +1,19 @@
 """Layout search: every valid layout of a plan, ranked, with the Pareto front.
 
 The space: tp (divisors of heads), pp (1 … layers, powers of two and divisors of
-layers), interleaved virtual stages, cp (long sequences), ep (divisors of the
-experts), ZeRO stage, micro-batch, recompute, offload, and — where the plan
-leaves them free — the GPU count and type. Each GPU type's space is evaluated
-by :func:`llmplan.sweep.sweep` (vectorised); the best ``top`` layouts are then
-re-estimated exactly and returned as full reports.
+layers), the pipeline schedule (1F1B, interleaved with 2 or 4 virtual stages,
+DualPipe for MoE training), cp (long sequences), ep (divisors of the experts),
+ZeRO stage, micro-batch, recompute, offload, and — where the plan leaves them
+free — the GPU count and type. Each GPU type's space is evaluated by
+:func:`llmplan.sweep.sweep` (vectorised, only the layouts that fit reach the time
+formulas); the best ``top`` layouts are then re-estimated exactly and returned as
+full reports.
+
+Layouts that the usual frameworks do not run (:data:`UNSUPPORTED`: ZeRO-2/3 with
+pipeline parallelism, DualPipe with fewer than 2·pp micro-batches, selective
+recomputation under ``framework = "hf"``) rank after every other layout by default
+(``unsupported="last"``), or are left out (``"drop"``) or ranked with the others
+(``"rank"``).
 """
 
 from __future__ import annotations
@@ -20,12 +28,38 @@ import numpy as np
 from . import symbols as S
 from .errors import LlmplanError
 from .model import divisors
-from .plan import Plan
+from .plan import DUALPIPE_COMM_SMS, Plan
 from .sweep import sweep
 
-__all__ = ["search", "layout_space", "pareto_front", "OBJECTIVES"]
+__all__ = [
+    "OBJECTIVES",
+    "POLICIES",
+    "UNSUPPORTED",
+    "layout_space",
+    "pareto_front",
+    "pipeline_schedules",
+    "search",
+    "unsupported_mask",
+    "unsupported_warnings",
+]
 
 OBJECTIVES = ("time", "cost", "gpus")
+
+#: What ``unsupported=`` does with the layouts of :data:`UNSUPPORTED`.
+POLICIES = ("last", "drop", "rank")
+
+#: The layout warnings of :func:`llmplan.checks.plan_warnings` that mark a layout the usual
+#: frameworks do not run (or run otherwise than priced), by the start of their text:
+#: ZeRO-2/3 with pp > 1 (Megatron-LM and DeepSpeed allow only ZeRO-1 with PP), DualPipe with
+#: fewer than 2·pp micro-batches (refused by deepseek-ai/DualPipe; its bubble formula assumes
+#: the full steady phase), selective recomputation under ``framework = "hf"`` (transformers
+#: has none). Other warnings (uneven stages, tp beyond the NVLink domain, replicated KV heads,
+#: routing groups across nodes) are priced by the estimate and do not change the ranking.
+UNSUPPORTED = (
+    "parallelism.zero = ",
+    'parallelism.pp_schedule = "dualpipe" with ',
+    'parallelism.framework = "hf" with recompute = "selective"',
+)
 
 
 def _pow2_upto(n: int) -> list[int]:
@@ -54,9 +88,48 @@ def layout_space(plan: Plan, gpus: Sequence[int]) -> dict[str, list]:
         "gpus": list(gpus),
         "zero": [0, 1, 2, 3],
         "recompute": ["none", "selective", "full"],
-        "pp_schedule": ["1f1b", "interleaved"],
+        "pp_schedule": pipeline_schedules(plan, pp),
         "offload": ["none"],
     }
+
+
+def pipeline_schedules(plan: Plan, pp: Sequence[int]) -> list[str]:
+    """The pipeline schedules searched: 1F1B and interleaved; DualPipe for training a MoE
+    model (its point is to hide the expert-parallel all-to-all behind compute, DeepSeek-V3
+    report §3.2.1) or when the plan asks for it (GPipe, never faster than 1F1B with more
+    activations in memory, is not searched).
+
+    DualPipe needs an even pp among ``pp`` and, on a GPU whose SM count is known, the
+    plan's ``comm_sms`` (20 by default) below it; the sweep keeps the layouts with an even
+    pp and an even number of micro-batches.
+    """
+    par, meth, gpu = plan.parallelism, plan.method, plan.cluster.gpu
+    out = ["1f1b", "interleaved"]
+    comm_sms = DUALPIPE_COMM_SMS if par.comm_sms is None else par.comm_sms
+    dualpipe = meth.training and (
+        (plan.model.is_moe and meth.kind != "rl") or par.pp_schedule == "dualpipe"
+    ) and any(p % 2 == 0 for p in pp) and (gpu.sms is None or comm_sms < gpu.sms)
+    if dualpipe:
+        out.append("dualpipe")
+    return out
+
+
+def unsupported_mask(plan: Plan, layout: dict[str, np.ndarray]) -> np.ndarray:
+    """Per layout of a sweep: whether :func:`llmplan.checks.plan_warnings` gives it one of the
+    :data:`UNSUPPORTED` warnings (the same conditions, on arrays)."""
+    par, meth = plan.parallelism, plan.method
+    pp, zero = layout["pp"], layout["zero"].astype(int)
+    out = (pp > 1) & (zero >= 2)
+    if meth.training and meth.kind != "rl":
+        out |= (layout["pp_schedule"] == "dualpipe") & (layout["micro_batches"] < 2 * pp)
+    if par.framework == "hf":
+        out |= layout["recompute"] == "selective"
+    return out
+
+
+def unsupported_warnings(warnings: Sequence[str]) -> list[str]:
+    """The warnings of ``warnings`` that mark the layout as unsupported (:data:`UNSUPPORTED`)."""
+    return [w for w in warnings if w.startswith(UNSUPPORTED)]
 
 
 def pareto_front(points: np.ndarray) -> np.ndarray:
@@ -80,17 +153,26 @@ def search(
     gpu_ids: Sequence[str] | None = None,
     deadline_seconds: float | None = None,
     budget: float | None = None,
+    unsupported: str = "last",
 ) -> dict[str, Any]:
-    """Search every layout; returns ``{"layouts": [...], "pareto": [...], "evaluated", "feasible", "seconds"}``.
+    """Search every layout; returns ``{"layouts": [...], "pareto": [...], "evaluated", "feasible",
+    "unsupported", "seconds"}``.
 
     ``objective``: ``time`` (total seconds), ``cost`` (cost.total, else GPU-hours) or
     ``gpus`` (fewest GPUs, then time). ``deadline_seconds`` and ``budget`` filter.
+    ``unsupported``: what to do with the layouts of :data:`UNSUPPORTED` — rank them after
+    every other layout (``"last"``), leave them out (``"drop"``) or rank them with the others
+    (``"rank"``); the Pareto front is of the other layouts unless ``"rank"`` (or, under
+    ``"last"``, unless every feasible layout is unsupported). Each layout's report lists its
+    unsupported warnings under ``"unsupported"`` (a subset of ``"warnings"``).
     """
     from . import catalog
     from .estimate import estimate
 
     if objective not in OBJECTIVES:
         raise LlmplanError(f"objective {objective!r} is not allowed (allowed: {', '.join(OBJECTIVES)})")
+    if unsupported not in POLICIES:
+        raise LlmplanError(f"unsupported={unsupported!r} is not allowed (allowed: {', '.join(POLICIES)})")
     start = _time.perf_counter()
     if gpus is not None:
         counts = [gpus]
@@ -100,8 +182,8 @@ def search(
         counts = sorted({g for g in _pow2_upto(limit)} | {per_node * k for k in _pow2_upto(max(1, limit // per_node))})
         counts = [g for g in counts if g <= limit]
     ids = list(gpu_ids) if gpu_ids else [plan.cluster.gpu.id]
-    evaluated = feasible = 0
-    candidates: list[tuple[float, float, int, Plan, dict]] = []
+    evaluated = feasible = flagged = 0
+    candidates: list[tuple[dict, str, Plan]] = []
     for gid in ids:
         gpu = catalog.gpu(gid) if gid != plan.cluster.gpu.id else plan.cluster.gpu
         cluster = attrs.evolve(
@@ -113,8 +195,8 @@ def search(
         )
         base = _free_plan(plan, cluster)
         axes = layout_space(base, counts)
-        sw = sweep(base, **axes)
-        evaluated += len(sw)
+        sw = sweep(base, keep="fits", **axes)  # only the layouts that fit reach the time formulas
+        evaluated += sw.enumerated
         ok = sw.fits.copy()
         res = sw.results
         if deadline_seconds is not None:
@@ -122,7 +204,11 @@ def search(
         cost_key = "cost.total" if "cost.total" in res else "time.gpu_hours"
         if budget is not None:
             ok &= res[cost_key] <= budget
+        bad = unsupported_mask(base, sw.layout)
         feasible += int(ok.sum())
+        flagged += int((ok & bad).sum())
+        if unsupported == "drop":
+            ok &= ~bad
         idx = np.where(ok)[0]
         if idx.size == 0:
             continue
@@ -130,11 +216,14 @@ def search(
         c = res[cost_key][idx]
         g = sw.layout["gpus"][idx].astype(float)
         key = {"time": (t, c), "cost": (c, t), "gpus": (g, t)}[objective]
-        best = idx[np.lexsort((key[1], key[0]))[: max(top * 4, 20)]]
-        pts = np.stack([t, c, g], axis=1)
-        front = idx[pareto_front(pts)] if idx.size <= 20000 else idx[pareto_front(pts[np.argsort(t)[:20000]])]
-        for i in np.unique(np.concatenate([best, front])):
-            row = sw.rows([i])[0]
+        last = bad[idx] if unsupported == "last" else np.zeros(idx.size, dtype=bool)
+        best = idx[np.lexsort((key[1], key[0], last))[: max(top * 4, 20)]]
+        clean = ~bad[idx]
+        if unsupported != "rank" and clean.any():  # the front of the supported layouts
+            idx, t, c, g = idx[clean], t[clean], c[clean], g[clean]
+        near = np.argsort(t, kind="stable")[:20000]  # the front among the 20,000 fastest
+        front = idx[near][pareto_front(np.stack([t, c, g], axis=1)[near])]
+        for row in sw.rows(np.unique(np.concatenate([best, front]))):
             candidates.append((row, gid, base))
     reports = []
     for row, gid, base in candidates:
@@ -142,18 +231,25 @@ def search(
         est = estimate(p)
         rep = est.report()
         rep["parallelism"] = {k: getattr(p.parallelism, k) for k in ("tp", "pp", "cp", "ep", "zero", "micro_batch", "recompute", "pp_schedule", "virtual_stages", "offload")}
+        rep["parallelism"]["comm_sms"] = p.parallelism.communication_sms if p.parallelism.pp_schedule == "dualpipe" else None
         rep["parallelism"]["dp"] = int(est.values[S.n_dp])
         rep["parallelism"]["sequence_parallel"] = p.parallelism.sp
         rep["cluster"] = {"gpu": gid, "gpus": p.cluster.gpus}
+        rep["unsupported"] = unsupported_warnings(rep["warnings"])
         reports.append(rep)
 
+    def cost_of(r):
+        return r["cost"]["total"] if r["cost"]["total"] is not None else r["time"]["gpu_hours"]
+
     def score(r):
-        cost = r["cost"]["total"] if r["cost"]["total"] is not None else r["time"]["gpu_hours"]
-        return {"time": (r["time"]["total_seconds"], cost), "cost": (cost, r["time"]["total_seconds"]), "gpus": (r["cluster"]["gpus"], r["time"]["total_seconds"])}[objective]
+        key = {"time": (r["time"]["total_seconds"], cost_of(r)), "cost": (cost_of(r), r["time"]["total_seconds"]), "gpus": (r["cluster"]["gpus"], r["time"]["total_seconds"])}[objective]
+        return (bool(r["unsupported"]) and unsupported == "last", *key)
 
     reports.sort(key=score)
-    pts = np.array([[r["time"]["total_seconds"], score(r)[0] if objective == "cost" else (r["cost"]["total"] or r["time"]["gpu_hours"]), r["cluster"]["gpus"]] for r in reports]) if reports else np.zeros((0, 3))
-    front = [reports[i] for i in pareto_front(pts)] if reports else []
+    on_front = [r for r in reports if not r["unsupported"]] if unsupported != "rank" else reports
+    on_front = on_front or reports
+    pts = np.array([[r["time"]["total_seconds"], cost_of(r), r["cluster"]["gpus"]] for r in on_front]) if on_front else np.zeros((0, 3))
+    front = [on_front[i] for i in pareto_front(pts)] if on_front else []
     seen, layouts = set(), []
     for r in reports:
         key = (r["cluster"]["gpu"], r["cluster"]["gpus"], tuple(sorted(r["parallelism"].items(), key=lambda kv: kv[0])))
@@ -165,6 +261,7 @@ def search(
         "pareto": front,
         "evaluated": evaluated,
         "feasible": feasible,
+        "unsupported": {"policy": unsupported, "feasible": flagged},
         "seconds": _time.perf_counter() - start,
     }
 
@@ -189,6 +286,8 @@ def _plan_for(base: Plan, row: dict) -> Plan:
         recompute=row["recompute"],
         pp_schedule=row["pp_schedule"],
         virtual_stages=int(row["virtual_stages"]) if row["pp_schedule"] == "interleaved" else None,
+        # the plan's comm_sms goes with DualPipe only (an error with any other schedule)
+        comm_sms=base.parallelism.comm_sms if row["pp_schedule"] == "dualpipe" else None,
         offload=row["offload"],
     )
     return attrs.evolve(base, cluster=attrs.evolve(base.cluster, gpus=int(row["gpus"])), parallelism=par)

@@ -10,6 +10,9 @@ looped over; each of their combinations is one vectorised call.
 Layouts that break a rule (tp must divide heads, dp·tp·pp·cp = gpus, the global
 batch must be a multiple of dp × micro_batch, ep must divide experts and dp, pp ≤
 layers) are marked invalid in ``valid``; ``fits`` says whether memory fits.
+``keep="valid"`` or ``keep="fits"`` drops the other rows *before* their formulas are
+evaluated (the memory formulas come first, so ``"fits"`` evaluates time and cost for the
+layouts that fit only): the kept rows' numbers are the same, far fewer are computed.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = ["Sweep", "sweep", "NUMERIC_AXES", "STRUCTURAL_AXES"]
 
 NUMERIC_AXES = ("tp", "pp", "cp", "ep", "micro_batch", "gpus", "virtual_stages")
 STRUCTURAL_AXES = ("zero", "recompute", "pp_schedule", "offload")
+KEEP = ("all", "valid", "fits")
 
 
 @lru_cache(maxsize=4096)
@@ -44,16 +48,24 @@ class Sweep:
     """The evaluated layouts (flat arrays, one entry per layout).
 
     Attributes:
-        layout: axis name → array of values (``tp``, ``pp``, ``dp``, ``zero`` …).
+        layout: axis name → array of values (``tp``, ``pp``, ``dp``, ``zero`` …), and
+            ``micro_batches``, the micro-batches per step *m* = global batch ÷ (dp × micro_batch).
         results: quantity key → array (same keys as :class:`~llmplan.estimate.Estimate`).
         valid: the layout satisfies every divisibility and size rule.
         fits: valid and the most loaded GPU's memory fits.
+        enumerated: combinations of the axes enumerated, the rows dropped by ``keep``
+            included (``len`` counts the rows kept).
     """
 
     layout: dict[str, np.ndarray]
     results: dict[str, np.ndarray]
     valid: np.ndarray
     fits: np.ndarray
+    enumerated: int = attrs.field(default=-1)
+
+    def __attrs_post_init__(self) -> None:
+        if self.enumerated < 0:
+            object.__setattr__(self, "enumerated", int(self.valid.size))
 
     def __len__(self) -> int:
         return int(self.valid.size)
@@ -103,19 +115,25 @@ def _ring_arrays(plan: Plan, stride: np.ndarray, size: np.ndarray) -> tuple[np.n
     return np.where(across, np.minimum(local * bw, intra), bw), alpha
 
 
-def sweep(plan: Plan, **axes: Sequence[Any]) -> Sweep:
+def sweep(plan: Plan, keep: str = "all", **axes: Sequence[Any]) -> Sweep:
     """Evaluate ``plan`` for every combination of the given layout axes.
 
     Numeric axes: ``tp, pp, cp, ep, micro_batch, gpus, virtual_stages``;
     structural: ``zero, recompute, pp_schedule, offload``. An axis not given
     keeps the plan's value. ``dp`` follows as gpus ÷ (tp·pp·cp).
+
+    ``keep``: ``"all"`` rows (every combination, invalid ones included), only the
+    ``"valid"`` ones, or only those that ``"fits"`` in memory; rows dropped are not
+    evaluated past the test that drops them (``Sweep.enumerated`` still counts them).
     """
+    from .errors import LlmplanError, did_you_mean
+
     unknown = set(axes) - set(NUMERIC_AXES) - set(STRUCTURAL_AXES)
     if unknown:
-        from .errors import LlmplanError, did_you_mean
-
         name = sorted(unknown)[0]
         raise LlmplanError(f"unknown sweep axis {name!r}{did_you_mean(name, NUMERIC_AXES + STRUCTURAL_AXES)}")
+    if keep not in KEEP:
+        raise LlmplanError(f"keep={keep!r} is not allowed (allowed: {', '.join(KEEP)})")
     par, cl = plan.parallelism, plan.cluster
     base = {
         "tp": par.tp,
@@ -137,6 +155,7 @@ def sweep(plan: Plan, **axes: Sequence[Any]) -> Sweep:
         raise PlanError(Problem("cluster.gpus", "give gpus in the plan or as a sweep axis"))
     params = param_counts(plan.model)
     parts: list[tuple[dict, dict, np.ndarray, np.ndarray]] = []
+    enumerated = 0
     for struct in itertools.product(*(values[k] for k in STRUCTURAL_AXES)):
         sdict = dict(zip(STRUCTURAL_AXES, struct))
         numeric = {k: values[k] for k in NUMERIC_AXES}
@@ -150,8 +169,10 @@ def sweep(plan: Plan, **axes: Sequence[Any]) -> Sweep:
             numeric["pp"] = [p for p in numeric["pp"] if p > 1]
             if not numeric["pp"]:
                 continue
-        grid = np.array(list(itertools.product(*numeric.values())), dtype=np.int64)
-        cols = {k: grid[:, i] for i, k in enumerate(NUMERIC_AXES)}
+        # every combination, in itertools.product order (the last axis varies fastest)
+        mesh = np.meshgrid(*(np.asarray(v, dtype=np.int64) for v in numeric.values()), indexing="ij")
+        cols = {k: a.ravel() for k, a in zip(NUMERIC_AXES, mesh)}
+        enumerated += cols["tp"].size
         # formulas differ structurally for pp = 1 and cp > 1: evaluate those groups apart
         for single, ctx in itertools.product((True, False), (False, True)):
             sel = (cols["pp"] == 1) == single
@@ -159,12 +180,12 @@ def sweep(plan: Plan, **axes: Sequence[Any]) -> Sweep:
             if not sel.any():
                 continue
             sub = {k: v[sel] for k, v in cols.items()}
-            parts.append(_evaluate_group(plan, params, sdict, sub))
+            parts.append(_evaluate_group(plan, params, sdict, sub, keep))
     layout = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
     results = {k: np.concatenate([np.broadcast_to(p[1][k], p[2].shape) for p in parts]) for k in parts[0][1]}
     valid = np.concatenate([p[2] for p in parts])
     fits = np.concatenate([p[3] for p in parts])
-    return Sweep(layout, results, valid, fits)
+    return Sweep(layout, results, valid, fits, enumerated)
 
 
 def _template(plan: Plan, sdict: dict, sub: dict) -> Plan:
@@ -211,7 +232,7 @@ def unchecked_evolve(plan: Plan, **changes: Any) -> Plan:
     return obj
 
 
-def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict):
+def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict, keep: str = "all"):
     template = _template(plan, sdict, sub)
     q = definitions(template)
     vals, _ = plan_values(template, params.total, params.active)
@@ -231,6 +252,10 @@ def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict):
     m = np.maximum(B // (dp * mb), 1)
     if sdict["pp_schedule"] == "dualpipe":  # even pp and micro-batches (DeepSeek-V3 report §3.2.1)
         valid &= (pp % 2 == 0) & (m % 2 == 0)
+    if keep != "all":  # drop the invalid rows before any formula runs
+        sub = {k: v[valid] for k, v in sub.items()}
+        tp, pp, cp, ep, mb, gpus, vs = (sub[k] for k in NUMERIC_AXES)
+        dp, m, valid = dp[valid], m[valid], valid[valid]
     vals.update(
         {
             S.t: tp,
@@ -257,18 +282,37 @@ def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict):
 
     vals[S.n_epn], vals[S.n_epl] = ep_node_layout(template, tp, cp, ep)
     vals[S.W_epl], vals[S.alpha_epl] = ep_intra_link(template, tp, cp, ep)
-    results = {}
+    layout = dict(sub)
+    layout["dp"] = dp
+    layout["micro_batches"] = m
+    rows = tp.shape
+    results: dict[str, np.ndarray] = {}
+    fits = None
     for key, item in q.items.items():
         free = _free(item.expr)
         if not free:
-            value = np.full(tp.shape, float(item.expr))
+            value = np.full(rows, float(item.expr))
         else:
             value = _vector_fn(item.expr, free)(*(vals[s] for s in free))
         vals[item.symbol] = value
-        results[key] = np.broadcast_to(np.asarray(value, dtype=float), tp.shape)
-    fits = valid & (results["memory.per_gpu.total"] <= results["memory.capacity"])
-    layout = dict(sub)
-    layout["dp"] = dp
+        results[key] = np.broadcast_to(np.asarray(value, dtype=float), rows)
+        if fits is None and "memory.per_gpu.total" in results and "memory.capacity" in results:
+            fits = valid & (results["memory.per_gpu.total"] <= results["memory.capacity"])
+            if keep == "fits":  # time and cost only for the layouts that fit
+                vals = {s: _take(v, fits, rows) for s, v in vals.items()}
+                results = {k: _take(v, fits, rows) for k, v in results.items()}
+                layout = {k: v[fits] for k, v in layout.items()}
+                valid, fits = valid[fits], fits[fits]
+                rows = valid.shape
+    if fits is None:
+        fits = valid & (results["memory.per_gpu.total"] <= results["memory.capacity"])
     for k, v in sdict.items():
-        layout[k] = np.full(tp.shape, v, dtype=object)
+        layout[k] = np.full(rows, v, dtype=object)
     return layout, results, valid, fits
+
+
+def _take(value, mask: np.ndarray, rows: tuple[int]):
+    """``value[mask]`` for a per-row array of ``rows`` rows; a scalar binding as it is."""
+    if isinstance(value, np.ndarray) and value.shape == rows:
+        return value[mask]
+    return value

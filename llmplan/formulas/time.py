@@ -175,7 +175,10 @@ def _gemm_efficiency(plan) -> sympy.Expr:
         # the GEMMs' tiles are spread over the SMs communication leaves them
         from ..symbols import n_csm
 
-        eta = eta.xreplace({n_sm: n_sm - n_csm})
+        # unevaluated, as the expression was built: re-evaluating its Max and Piecewise
+        # nodes takes seconds and changes no value
+        with sympy.evaluate(False):
+            eta = eta.xreplace({n_sm: n_sm - n_csm})
     return eta
 
 
