@@ -278,6 +278,8 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
             S.q_o: prec.optimizer_bytes(),
             S.q_a: prec.bytes("activations"),
             S.q_kv: prec.bytes("kv_cache"),
+            S.q_lin: prec.bytes("linear_inputs"),
+            S.q_act: prec.bytes("activation_func_inputs"),
             S.N_tr: params_total,
             S.r: 1,
             S.q_base: prec.bytes("weights"),

@@ -162,6 +162,7 @@ def plan_warnings(plan: "Plan") -> list[str]:
     if par.pp > 1 and par.zero >= 2:
         w.append(f"parallelism.zero = {par.zero} with pp = {par.pp}: ZeRO-2/3 re-shard gradients every micro-batch (Megatron and DeepSpeed allow only ZeRO-1 with PP)")
     w += _dualpipe_warnings(plan)
+    w += _recompute_module_warnings(plan)
     if par.framework == "hf" and par.recompute == "selective":
         w.append(
             'parallelism.framework = "hf" with recompute = "selective": transformers has no selective '
@@ -169,6 +170,29 @@ def plan_warnings(plan: "Plan") -> list[str]:
             "priced as recomputed, as in Megatron-LM"
         )
     return w
+
+
+def _recompute_module_warnings(plan: "Plan") -> list[str]:
+    """``[parallelism] recompute_modules`` that change nothing: without ``recompute = "selective"``,
+    or naming a part the model does not have."""
+    m, par = plan.model, plan.parallelism
+    if par.recompute_modules is None:
+        return []
+    if par.recompute != "selective":
+        return [f'parallelism.recompute_modules applies to recompute = "selective" only; ignored with recompute = "{par.recompute}"']
+    moe = m.moe if m.is_moe else None  # type: ignore[attr-defined]
+    missing = {
+        "mla_up_proj": (m.mla is None, "no multi-head latent attention"),
+        "moe_act": (moe is None, "no MoE layers"),
+        "shared_experts": (moe is None or not moe.shared_experts, "no shared experts"),
+        "mlp": (m.is_moe and m.n_dense_layers == 0, "no dense-MLP layers"),
+    }
+    return [
+        f"parallelism.recompute_modules: {name!r} changes nothing for this model ({why})"
+        for name in par.recompute_modules
+        if name in missing and missing[name][0]
+        for why in (missing[name][1],)
+    ]
 
 
 def _dualpipe_warnings(plan: Plan) -> list[str]:

@@ -178,6 +178,10 @@ def _structure_key(plan: Plan) -> tuple:
         plan.precision.dtype("compute") == "fp8",
         par.zero,
         par.recompute,
+        # [parallelism] recompute_modules and [precision] linear_inputs / activation_func_inputs
+        tuple(sorted(par.selective_modules)),
+        plan.precision.linear_inputs is not None,
+        plan.precision.activation_func_inputs is not None,
         par.flash_attention,
         par.sp,
         par.pp_schedule,

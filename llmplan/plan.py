@@ -34,6 +34,8 @@ __all__ = [
     "FRAMEWORKS",
     "PP_SCHEDULES",
     "DUALPIPE_COMM_SMS",
+    "RECOMPUTE_MODULES",
+    "DEFAULT_RECOMPUTE_MODULES",
 ]
 
 #: Default achievable fraction of dense peak in training GEMMs (η_gemm). An
@@ -72,6 +74,30 @@ FRAMEWORKS = ("megatron", "hf")
 #: 1F1B (Narayanan et al. 2021 §2.2), GPipe (Huang et al. 2019), DeepSeek-V3's DualPipe
 #: (arXiv 2412.19437 §3.2.1).
 PP_SCHEDULES = ("1f1b", "interleaved", "gpipe", "dualpipe")
+
+#: Modules ``[parallelism] recompute_modules`` may name under ``recompute = "selective"``:
+#: Megatron-Core's ``recompute_modules`` names (``TransformerConfig``), each with what
+#: llmplan drops from the stored activations and charges again
+#: (:func:`llmplan.formulas.memory.activations_per_layer`,
+#: :func:`llmplan.formulas.flops.selective_recompute_per_token`):
+#:
+#: * ``core_attn``: the attention core (its ``s²`` scores and softmax; Korthikanti et al.
+#:   2022 §5), its FLOPs again;
+#: * ``layernorm``: the outputs of every RMSNorm/LayerNorm of a layer (the two block norms
+#:   and MLA's latent norms), recomputed from their stored inputs (DeepSeek-V3 report §3.2.3);
+#: * ``mla_up_proj``: MLA's up-projection outputs Q, K, V (RoPE applied), recomputed from the
+#:   latents (§3.2.3), the up-projection GEMMs again;
+#: * ``moe_act``: the routed experts' activation-function output (the SwiGLU product, the
+#:   down-projection's input), recomputed from its cached inputs (§3.3.3);
+#: * ``mlp``: the dense MLP's inner tensors, its GEMMs again;
+#: * ``shared_experts``: the shared experts' inner tensors, their GEMMs again.
+#:
+#: Megatron-Core's ``"moe"`` (the whole MoE layer, all-to-all included) is not modelled.
+RECOMPUTE_MODULES = ("core_attn", "layernorm", "mla_up_proj", "moe_act", "mlp", "shared_experts")
+
+#: ``recompute = "selective"`` without ``recompute_modules``: the attention core only
+#: (Korthikanti et al. 2022's selective recomputation, Megatron-Core's default).
+DEFAULT_RECOMPUTE_MODULES = ("core_attn",)
 
 #: SMs per GPU DeepSeek-V3 dedicates to communication under DualPipe: 20 of the H800's 132
 #: (report §3.2.2) — the default of ``[parallelism] comm_sms``.
@@ -387,6 +413,19 @@ class Precision(_Checked):
     ``bf16-mixed`` = bf16 weights and gradients, fp32 master, two fp32 Adam
     moments: 16 bytes/param (Rajbhandari et al. 2020 §3.1, K = 12).
     ``master = "none"`` drops the master copy.
+
+    Two more dtypes set how some saved activations are cached for the backward pass
+    (default: ``activations``; the presets leave them there):
+
+    * ``linear_inputs``: the inputs of the Linear layers (their weight gradient's
+      operand) — FP8 training caches them in FP8 (DeepSeek-V3 report §3.3.3;
+      TransformerEngine's Linear saves its quantised input unless
+      ``save_original_input``). Not the attention output (the output projection's input),
+      which the attention core's backward also reads and which stays at ``activations``
+      (the report keeps it in E5M6), nor the router's input (gating stays in BF16, §3.3.1);
+    * ``activation_func_inputs``: the inputs of the MLP's activation function (gate and up
+      of SwiGLU) — Megatron-Core's ``activation_func_fp8_input_store``; DeepSeek-V3 stores
+      the SwiGLU inputs in FP8 (§3.3.3).
     """
 
     preset: str = "bf16-mixed"
@@ -398,13 +437,15 @@ class Precision(_Checked):
     activations: str | None = None
     kv_cache: str | None = None
     compute: str | None = None
+    linear_inputs: str | None = None
+    activation_func_inputs: str | None = None
 
     def dtype(self, what: str) -> str | None:
         """The dtype in force for ``what`` (``None``: no master copy)."""
         value = getattr(self, what)
         if value is not None:
             return None if value == "none" else value
-        if what == "kv_cache":
+        if what in ("kv_cache", "linear_inputs", "activation_func_inputs"):
             return self.dtype("activations")
         return PRECISION_PRESETS[self.preset][what]
 
@@ -423,7 +464,7 @@ class Precision(_Checked):
         p: list[Problem] = []
         _choice(self, "preset", tuple(PRECISION_PRESETS), p)
         _choice(self, "optimizer", tuple(OPTIMIZERS), p)
-        for name in ("weights", "grads", "optimizer_states", "activations", "kv_cache"):
+        for name in ("weights", "grads", "optimizer_states", "activations", "kv_cache", "linear_inputs", "activation_func_inputs"):
             if getattr(self, name) is not None:
                 _choice(self, name, tuple(DTYPE_BYTES), p)
         if self.master is not None:
@@ -496,6 +537,36 @@ class Cluster(_Checked):
         return p
 
 
+def _module_tuple(value):
+    """``recompute_modules`` given as a list (Python or TOML) is kept as a tuple (hashable, comparable)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _recompute_modules(value, problems: list[Problem]) -> None:
+    """Record every problem of ``[parallelism] recompute_modules``: not a list of names, an
+    unknown name (with the closest allowed one), a name given twice."""
+    allowed = ", ".join(RECOMPUTE_MODULES)
+    if value is None:
+        return
+    if not isinstance(value, tuple) or not all(isinstance(x, str) for x in value):
+        problems.append(Problem("recompute_modules", f"{value!r} is not a list of module names (allowed: {allowed})"))
+        return
+    for name in value:
+        if name in RECOMPUTE_MODULES:
+            continue
+        if name == "moe":
+            problems.append(Problem(
+                "recompute_modules",
+                "'moe' (Megatron-Core's recomputation of the whole MoE layer, its expert all-to-all included) "
+                f"is not modelled (allowed: {allowed})",
+            ))
+            continue
+        problems.append(Problem("recompute_modules", f"{name!r} is not allowed{did_you_mean(name, RECOMPUTE_MODULES)} (allowed: {allowed})"))
+    twice = sorted({x for x in value if value.count(x) > 1})
+    if twice:
+        problems.append(Problem("recompute_modules", f"{', '.join(map(repr, twice))} given more than once"))
+
+
 @attrs.frozen(kw_only=True)
 class Parallelism(_Checked):
     """The parallel layout, TOML ``[parallelism]``; every key optional.
@@ -511,7 +582,14 @@ class Parallelism(_Checked):
         zero: ZeRO stage 0–3 (Rajbhandari et al. 2020); FSDP full-shard = 3.
         micro_batch: sequences per micro-batch.
         sequence_parallel: Korthikanti et al. 2022 §4.2.2; default true when tp > 1.
-        recompute: ``none`` | ``selective`` (attention core) | ``full``.
+        recompute: ``none`` | ``selective`` (the modules of ``recompute_modules``) | ``full``.
+        recompute_modules: what ``recompute = "selective"`` recomputes, Megatron-Core's
+            ``recompute_modules`` names (:data:`RECOMPUTE_MODULES`): ``core_attn``,
+            ``layernorm``, ``mla_up_proj``, ``moe_act``, ``mlp``, ``shared_experts``.
+            Default (``None``): :data:`DEFAULT_RECOMPUTE_MODULES`, the attention core only;
+            ``()`` recomputes nothing. Ignored (with a warning) unless ``recompute =
+            "selective"``; each module's stored bytes and recomputed FLOPs are in
+            ``docs/concepts.md#recompute-modules``.
         flash_attention: no stored s² attention scores (Dao et al. 2022).
         pp_schedule: ``1f1b`` | ``interleaved`` | ``gpipe`` | ``dualpipe`` (:data:`PP_SCHEDULES`).
             ``dualpipe``: DeepSeek-V3's bidirectional schedule (arXiv 2412.19437 §3.2.1,
@@ -549,12 +627,20 @@ class Parallelism(_Checked):
     micro_batch: int = 1
     sequence_parallel: bool | None = None
     recompute: str = "none"
+    recompute_modules: tuple[str, ...] | None = attrs.field(default=None, converter=_module_tuple)
     flash_attention: bool = True
     pp_schedule: str = "1f1b"
     virtual_stages: int | None = None
     offload: str = "none"
     framework: str = "megatron"
     comm_sms: int | None = None
+
+    @property
+    def selective_modules(self) -> tuple[str, ...]:
+        """Modules recomputed under ``recompute = "selective"`` (``()`` for ``none`` and ``full``)."""
+        if self.recompute != "selective":
+            return ()
+        return DEFAULT_RECOMPUTE_MODULES if self.recompute_modules is None else tuple(self.recompute_modules)
 
     @property
     def communication_sms(self) -> int:
@@ -590,6 +676,7 @@ class Parallelism(_Checked):
             _pos_int(self, "dp", p)
         _choice(self, "zero", (0, 1, 2, 3), p)
         _choice(self, "recompute", ("none", "selective", "full"), p)
+        _recompute_modules(self.recompute_modules, p)
         _choice(self, "pp_schedule", PP_SCHEDULES, p)
         _choice(self, "offload", ("none", "optimizer", "optimizer+params"), p)
         _choice(self, "framework", FRAMEWORKS, p)

@@ -155,6 +155,15 @@ def _targets(value: Any, _: Any = None) -> tuple[str, ...] | str:
     raise ValueError(f"{value!r} is not a list of module names or \"all-linear\"")
 
 
+def _module_names(value: Any, _: Any = None) -> tuple[str, ...]:
+    """``[parallelism] recompute_modules``: a list of names (each checked by ``Parallelism``)."""
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    from .plan import RECOMPUTE_MODULES
+
+    raise ValueError(f"{value!r} is not a list of module names (allowed: {', '.join(RECOMPUTE_MODULES)})")
+
+
 def _peaks(value: Any, _: Any = None) -> dict[str, float]:
     if not isinstance(value, Mapping):
         raise ValueError(f"{value!r} is not a table of dtype = FLOP/s")
@@ -200,7 +209,7 @@ FIELD_HOOKS: dict[type, dict[str, Callable[[Any, Any], Any]]] = {
     # [method.rl] (llmplan.rl, docs/rl.md): optional counts accept "4Ki"-style strings
     RL: {k: _optional(_int) for k in ("group_size", "steps", "rollout_gpus", "rollout_tp", "rollout_pp", "rollout_batch")},
     Efficiency: {"memory_overhead": _optional(_quantity("bytes")), "elementwise_passes": _optional(_float)},
-    Parallelism: {"dp": _int_or_auto},
+    Parallelism: {"dp": _int_or_auto, "recompute_modules": _optional(_module_names)},
     # [[phase]] (llmplan.phases, docs/phases.md)
     Phase: {
         "tokens": _optional(_tokens),

@@ -97,6 +97,8 @@ q_m = declare("q_m", "bytes per fp32 master weight (0 when none)", "B", integer=
 q_o = declare("q_o", "optimizer-state bytes per trainable parameter", "B", integer=False)
 q_a = declare("q_a", "bytes per activation element", "B", integer=False)
 q_kv = declare("q_kv", "bytes per KV-cache element", "B", integer=False)
+q_lin = declare("q_lin", "bytes per cached Linear-input element (precision.linear_inputs)", "B", integer=False)
+q_act = declare("q_act", "bytes per cached activation-function-input element (precision.activation_func_inputs)", "B", integer=False)
 # Bytes symbols are not integers: 4-bit weights are 0.5 B.
 
 # --- trainable fraction (fine-tuning) -----------------------------------------------------

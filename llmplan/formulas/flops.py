@@ -74,6 +74,52 @@ def mlp_per_token(model) -> sympy.Expr:
     return expr
 
 
+#: The :func:`gemm_shapes` GEMMs whose forward pass each ``[parallelism] recompute_modules``
+#: entry repeats (``core_attn`` is the attention core, charged apart; ``layernorm`` and
+#: ``moe_act`` recompute elementwise kernels only).
+RECOMPUTED_GEMMS: dict[str, tuple[str, ...]] = {
+    "mla_up_proj": ("q_up", "q", "kv_up"),
+    "mlp": ("mlp_up", "mlp_down"),
+    "shared_experts": ("shared_up", "shared_down"),
+}
+
+
+def _mla_up_proj(model) -> sympy.Expr:
+    """Forward FLOPs per token of one MLA layer's up-projections: Q's (from its latent, or from
+    the hidden state without one) and K/V's, ``2·r_kv·a·(d_nope + d_v)``."""
+    q_in = h if model.mla.q_lora_rank is None else r_q
+    return 2 * q_in * a * (d_nope + d_rope) + 2 * r_kv * a * (d_nope + d_v)
+
+
+@formula("selective_recompute_per_token", "Korthikanti et al. 2022 §5 (attention core); Megatron-Core recompute_modules; DeepSeek-V3 report §3.2.3")
+def selective_recompute_per_token(model, modules: tuple[str, ...] = ("core_attn",), mtp: bool = False) -> sympy.Expr:
+    """Forward FLOPs per token that ``recompute = "selective"`` repeats in the backward pass.
+
+    Per layer (and per trained MTP block, ``mtp``): ``core_attn`` the attention core
+    ``2·s·a·(d_qk + d_v)``; ``mla_up_proj`` the MLA up-projection GEMMs
+    (:func:`_mla_up_proj`); ``mlp`` a dense layer's MLP GEMMs ``2·(3 or 2)·h·f``;
+    ``shared_experts`` a MoE layer's shared-expert GEMMs ``E_s·2·(3 or 2)·h·f_s``.
+    ``layernorm`` and ``moe_act`` recompute elementwise kernels only: no matrix-multiply
+    FLOPs (the convention of this module); their memory traffic is charged in
+    ``time.elementwise_seconds``. Modules that do not apply to the model add nothing.
+    """
+    from ..symbols import L_mtp
+
+    blocks = L + L_mtp if mtp else L
+    extra = sympy.Integer(0)
+    if "core_attn" in modules:
+        extra += blocks * attention_core_per_token(model)
+    if "mla_up_proj" in modules and model.mla is not None:
+        extra += blocks * _mla_up_proj(model)
+    moe_block = mtp and _mtp_block_is_moe(model)
+    if "mlp" in modules:
+        dense_layers = (L_dense if model.is_moe else L) + (L_mtp if mtp and not moe_block else 0)
+        extra += dense_layers * _mlp_matmul(model, f)
+    if "shared_experts" in modules and model.is_moe and model.moe.shared_experts:
+        extra += (L_moe + (L_mtp if moe_block else 0)) * E_s * _mlp_matmul(model, f_s)
+    return extra
+
+
 def _mtp_block_is_moe(model) -> bool:
     """The MTP block has the shape of the model's last layer (:func:`llmplan.formulas.params.mtp`)."""
     return model.is_moe and (model.layers - 1) in model.moe_layer_ids()
@@ -265,8 +311,13 @@ def define(q: Definitions) -> None:
                 extra += L_mtp * mtp_block_per_token(model)
             extra_src = "full recomputation repeats every layer's forward (Narayanan et al. 2021 eq. (3): 4 passes)"
         elif rec == "selective":
-            extra = blocks * attention_core_per_token(model)
-            extra_src = "selective recomputation repeats the attention core (Korthikanti et al. 2022 §5)"
+            modules = plan.parallelism.selective_modules
+            extra = selective_recompute_per_token(model, modules, mtp)
+            if modules == ("core_attn",):
+                extra_src = "selective recomputation repeats the attention core (Korthikanti et al. 2022 §5)"
+            else:
+                extra_src = ("selective recomputation repeats the forward FLOPs of " + (", ".join(modules) or "nothing")
+                             + " (Megatron-Core recompute_modules; DeepSeek-V3 report §3.2.3)")
         else:
             extra, extra_src = sympy.Integer(0), "no recomputation"
         if plan.parallelism.flash_attention:

@@ -63,7 +63,9 @@ from ..symbols import (
     n_dp,
     p,
     q_a,
+    q_act,
     q_g,
+    q_lin,
     q_m,
     q_o,
     q_w,
@@ -76,6 +78,7 @@ from ..symbols import (
 )
 from . import Definitions, formula
 from . import params as P
+from ..plan import DEFAULT_RECOMPUTE_MODULES
 
 KORTHIKANTI = "Korthikanti et al. 2022 (arXiv 2205.05198) Table 1, eqs. (1)–(6)"
 ZERO_SRC = "Rajbhandari et al. 2020 (ZeRO) §5, Figure 1"
@@ -120,9 +123,18 @@ def embedding_params_on_gpu(model, single_stage: bool) -> sympy.Expr:
     return sympy.Max(emb, head) / t if head != 0 else emb / t
 
 
-@formula("activations_per_layer", KORTHIKANTI)
+@formula("activations_per_layer", KORTHIKANTI + "; DeepSeek-V3 report (arXiv 2412.19437) §3.2.3, §3.3.3")
 def activations_per_layer(
-    model, *, tp_sp: bool, flash: bool, recompute: str, moe_layer: bool, hf: bool = False
+    model,
+    *,
+    tp_sp: bool,
+    flash: bool,
+    recompute: str,
+    moe_layer: bool,
+    hf: bool = False,
+    modules: tuple[str, ...] | None = None,
+    linear_inputs: bool = False,
+    act_inputs: bool = False,
 ) -> sympy.Expr:
     """Bytes of activations one layer stores for one micro-batch (per GPU, before CP).
 
@@ -137,6 +149,43 @@ def activations_per_layer(
     Tensor parallelism divides the head and MLP-width tensors by ``t``; sequence
     parallelism divides the rest too (eq. (4)). Full recomputation keeps only the
     layer input ``q_a·sbh`` (÷ t with SP).
+
+    MLA layers (DeepSeek-V2/V3) store, instead of the QKV input, Q, K and V: the attention
+    input ``q_a·sbh``, each latent twice — as the input of its RMSNorm and as the input of
+    its up-projection, ``2·q_a·sb·(r_kv + r_q)`` — and Q ``q_a·sb·a·(d_nope + d_rope)``,
+    K the same (its RoPE part included), V ``q_a·sb·a·d_v``, the output-projection input
+    ``q_a·sb·a·d_v``. MoE layers store per routed token copy the expert's inner tensors
+    (``k·(2 or 3)·q_a·sb·f_e``, ÷ ``t_e``), the ``k`` dispatched copies of the input
+    (``k·q_a·sbh``), the input ``q_a·sbh`` and the fp32 router logits ``4·sb·E``; shared
+    experts store their inner tensors like a dense MLP of width ``f_s``.
+
+    ``recompute = "selective"`` drops what the ``modules`` recompute (default
+    ``("core_attn",)``; :data:`llmplan.plan.RECOMPUTE_MODULES`), per layer and micro-batch:
+
+    * ``core_attn``: the ``s²`` softmax terms (nothing more with FlashAttention);
+    * ``layernorm``: every norm's output — the attention input ``q_a·sbh``, the MLP input
+      ``q_a·sbh`` and, with MLA, the latents' second copies ``q_a·sb·(r_kv + r_q)`` (each in
+      its cached dtype, below); their inputs stay stored (DeepSeek-V3 report §3.2.3:
+      "recompute all RMSNorm operations");
+    * ``mla_up_proj``: Q, K and V, ``q_a·sb·a·(2·(d_nope + d_rope) + d_v)``, recomputed
+      from the latents; the RoPE key's input ``q_a·sb·d_rope`` (one per token, all heads)
+      is stored instead (§3.2.3: "MLA up-projections");
+    * ``moe_act``: each routed copy's activation output, the down-projection's input,
+      ``k·q_a·sb·f_e`` (÷ ``t_e``), recomputed from the cached activation inputs (§3.3.3);
+    * ``mlp``: the dense MLP's inner tensors, ``(2 or 3)·q_a·sb·f``;
+    * ``shared_experts``: the shared experts' inner tensors, ``E_s·(2 or 3)·q_a·sb·f_s``.
+
+    ``linear_inputs = True`` caches the inputs of the Linear layers at ``q_lin`` bytes
+    (``[precision] linear_inputs``; FP8 training: 1): the attention input, MLA's
+    up-projection inputs (the latents' second copies), a dense MLP's input, each routed
+    copy's dispatched input and each MLP's down-projection input. Not the
+    output-projection input (the attention core's backward also reads it; DeepSeek-V3
+    keeps it in E5M6, §3.3.3), nor a MoE layer's input (the router's input; gating stays in
+    BF16, §3.3.1; the shared experts read the same tensor). ``act_inputs = True`` caches
+    the activation function's inputs (gate and up, or a plain MLP's up-projection output)
+    at ``q_act`` bytes (``[precision] activation_func_inputs``; Megatron-Core's
+    ``activation_func_fp8_input_store``). Norm inputs, Q/K/V, router logits and dropout
+    masks keep their formats.
 
     ``hf = True`` adds what the Hugging Face transformers modules save beyond that
     fused-kernel (Megatron-LM) count — measured with ``saved_tensors_hooks`` by
@@ -159,6 +208,8 @@ def activations_per_layer(
       copy's expert output (``q_a·h``) for the gradient of its routing weight;
       DeepSeek-V3's router multiplies in fp32 and saves an fp32 copy of its input.
 
+    These extras follow ``core_attn`` only (transformers has no selective recomputation).
+
     Not modelled (measured and documented by the oracle tests): routing indices and
     weights (a few bytes per token), rotary ``cos``/``sin`` (shared by all layers),
     Python-composite activations (``gelu_new``, ``gelu_fast``) and HF's MLA class.
@@ -166,42 +217,61 @@ def activations_per_layer(
     sbh = s * b * h
     if recompute == "full":
         return q_a * sbh / (t if tp_sp else 1)
+    if recompute == "selective":
+        rec = set(DEFAULT_RECOMPUTE_MODULES if modules is None else modules)
+    else:
+        rec = set()
+    ql = q_lin if linear_inputs else q_a  # a Linear layer's cached input
+    qf = q_act if act_inputs else q_a  # an activation function's cached input
+    norm_out = 0 if "layernorm" in rec else 1  # a norm's output is stored (as the next Linear's input)
+    attn_in = norm_out * ql * sbh  # the attention input: the first norm's output
     if model.mla is not None:
-        qk, kv_k, kv_v, o_in = a * (d_nope + d_rope), a * (d_nope + d_rope), a * d_v, a * d_v
-        # each latent is saved twice: as the input of its norm and as the input of its
-        # up-projection (K's RoPE part is saved inside K; RoPE itself saves only cos/sin)
-        latents = 2 * r_kv + (2 * r_q if model.mla.q_lora_rank is not None else 0)
-        attn_sharded = q_a * s * b * (qk + kv_k + kv_v + o_in)
-        attn_replicated = q_a * sbh + q_a * s * b * latents
+        latent = r_kv + (r_q if model.mla.q_lora_rank is not None else 0)
+        # each latent is the input of its norm (q_a) and, normalised, of its up-projection (q_lin);
+        # K's RoPE part is saved inside K (RoPE itself saves only cos/sin)
+        attn_replicated = attn_in + q_a * s * b * latent + norm_out * ql * s * b * latent
+        if "mla_up_proj" in rec:  # Q, K, V recomputed from the latents; the RoPE key's input kept
+            qkv = sympy.Integer(0)
+            attn_replicated += q_a * s * b * d_rope
+        else:
+            qkv = a * (d_nope + d_rope) + a * (d_nope + d_rope) + a * d_v
+        attn_sharded = q_a * s * b * (qkv + a * d_v)  # + the output-projection input
     else:
-        attn_sharded = q_a * s * b * (2 * a * d + 2 * a_kv * d)
-        attn_replicated = q_a * sbh
-    mats = 3 if model.gated else 2
+        attn_sharded = q_a * s * b * (2 * a * d + 2 * a_kv * d)  # Q, output-projection input, K, V
+        attn_replicated = attn_in
+
+    def inner(width, *, recompute_act: bool):
+        """An MLP's inner tensors: activation input(s) at q_act, its output (the down-projection's input) at q_lin."""
+        act_in = (2 if model.gated else 1) * qf * s * b * width
+        return act_in + (0 if recompute_act else ql * s * b * width)
+
     if moe_layer:
-        mlp_sharded = k * s * b * mats * q_a * f_e * t / t_e  # per routed token copy; expert-TP splits f_e
-        mlp_replicated = q_a * sbh + k * q_a * sbh + 4 * s * b * E  # input, k dispatched copies, fp32 router logits
-        if model.moe.shared_experts:
-            mlp_sharded += E_s * mats * q_a * s * b * f_s
+        # per routed token copy; expert-TP splits f_e
+        mlp_sharded = k * inner(f_e, recompute_act="moe_act" in rec) * t / t_e
+        # input (the router's, kept in BF16), k dispatched copies (the experts' Linear inputs), fp32 router logits
+        mlp_replicated = norm_out * q_a * sbh + k * ql * sbh + 4 * s * b * E
+        if model.moe.shared_experts and "shared_experts" not in rec:
+            mlp_sharded += E_s * inner(f_s, recompute_act=False)
     else:
-        mlp_sharded = mats * q_a * s * b * f
-        mlp_replicated = q_a * sbh
+        mlp_sharded = 0 if "mlp" in rec else inner(f, recompute_act=False)
+        mlp_replicated = norm_out * ql * sbh
     replicated = 2 * q_a * sbh + attn_replicated + mlp_replicated
     if model.dropout:
         replicated += 2 * sbh
     scores = sympy.Integer(0)
-    if not flash and recompute != "selective":
+    if not flash and "core_attn" not in rec:
         scores = q_a * a * s**2 * b
         if model.dropout:
             scores += a * s**2 * b + q_a * a * s**2 * b
     if hf:
-        extra_replicated, extra_sharded = _hf_extras(model, flash=flash, recompute=recompute, moe_layer=moe_layer)
+        extra_replicated, extra_sharded = _hf_extras(model, flash=flash, core_recomputed="core_attn" in rec, moe_layer=moe_layer)
         replicated += extra_replicated
         scores += extra_sharded
     sharded = attn_sharded + mlp_sharded + scores
     return replicated / (t if tp_sp else 1) + sharded / t
 
 
-def _hf_extras(model, *, flash: bool, recompute: str, moe_layer: bool) -> tuple[sympy.Expr, sympy.Expr]:
+def _hf_extras(model, *, flash: bool, core_recomputed: bool, moe_layer: bool) -> tuple[sympy.Expr, sympy.Expr]:
     """(replicated, head/width-sharded) bytes Hugging Face modules save beyond Korthikanti's count."""
     sb = s * b
     replicated = sympy.Integer(0)
@@ -216,7 +286,7 @@ def _hf_extras(model, *, flash: bool, recompute: str, moe_layer: bool) -> tuple[
     if model.qk_norm != "none" and model.mla is None:
         rows = a + a_kv if model.qk_norm == "head" else 2  # rsqrt per head, or per token for q and k
         sharded += (4 + q_a) * sb * (a + a_kv) * d + 4 * sb * rows
-    if recompute != "selective":
+    if not core_recomputed:
         if flash:
             sharded += 4 * a * sb  # fp32 log-sum-exp of the fused kernel
         else:
@@ -335,12 +405,21 @@ def define(q: Definitions) -> None:
     rec = par.recompute
     hf = par.framework == "hf"  # [parallelism] framework: Hugging Face modules' saved tensors
     act_src = KORTHIKANTI + ("; + what Hugging Face transformers modules save (framework = \"hf\")" if hf else "")
+    modules = par.selective_modules  # [parallelism] recompute_modules in force
+    # [precision] linear_inputs / activation_func_inputs: cached formats of saved tensors
+    formats = dict(linear_inputs=plan.precision.linear_inputs is not None,
+                   act_inputs=plan.precision.activation_func_inputs is not None)
+    if rec == "selective" and modules != DEFAULT_RECOMPUTE_MODULES:
+        act_src += "; selective recomputation of " + ", ".join(modules or ("nothing",)) + " (Megatron-Core recompute_modules; DeepSeek-V3 report §3.2.3)"
+    if any(formats.values()):
+        act_src += "; cached Linear / activation-function inputs in their own dtype (DeepSeek-V3 report §3.3.3)"
 
-    def average(mode: str) -> sympy.Expr:
-        dense = activations_per_layer(model, tp_sp=par.sp, flash=flash, recompute=mode, moe_layer=False, hf=hf)
+    def average(mode: str, cached: bool = True) -> sympy.Expr:
+        kw = dict(tp_sp=par.sp, flash=flash, recompute=mode, hf=hf, modules=modules, **(formats if cached else {}))
+        dense = activations_per_layer(model, moe_layer=False, **kw)
         if not model.is_moe:
             return dense
-        moe = activations_per_layer(model, tp_sp=par.sp, flash=flash, recompute=mode, moe_layer=True, hf=hf)
+        moe = activations_per_layer(model, moe_layer=True, **kw)
         return (L_dense * dense + L_moe * moe) / L
 
     A_layer = q.define(
@@ -354,10 +433,19 @@ def define(q: Definitions) -> None:
     q.define(
         "memory.activations_per_layer_no_recompute",
         "A_layer0",
-        average("none") / c,
+        average("none", cached=False) / c,
         "B",
-        "activations one layer would store per micro-batch without recomputation (÷ cp): "
-        "the tensors the elementwise kernels read and write",
+        "activations one layer would store per micro-batch without recomputation, in the activation dtype "
+        "(no cached Linear / activation-function input formats; ÷ cp): the tensors the elementwise kernels read and write",
+        KORTHIKANTI + ("; + what Hugging Face transformers modules save (framework = \"hf\")" if hf else ""),
+    )
+    A_rec = q.define(
+        "memory.activations_recomputed_per_layer",
+        "A_layer_rec",
+        (average("none") - average(rec)) / c if rec != "none" else sympy.Integer(0),
+        "B",
+        "activations recomputation re-creates per layer and micro-batch in the backward pass (÷ cp): what the "
+        "layer would store without recomputation less what it stores",
         act_src,
     )
     if par.pp_schedule == "gpipe":
@@ -371,7 +459,7 @@ def define(q: Definitions) -> None:
     acts = L_s * in_flight * A_layer
     if rec != "none":
         # the layer being recomputed in the backward pass holds its full activations again
-        acts += (average("none") - average(rec)) / c
+        acts += A_rec
     if holds_last:
         acts += (q_a + 4) * s * b * V / (t * c)  # logits and their fp32 copy for the loss
     if mtp_dense != 0:

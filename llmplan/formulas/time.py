@@ -132,7 +132,8 @@ def gemm_efficiency(plan) -> sympy.Expr:
     """``η_shape``: FLOP-weighted achieved fraction of peak over every GEMM of a training step.
 
     Sum over :func:`llmplan.formulas.flops.gemm_shapes` of each GEMM's forward pass (twice
-    with full recomputation), its input-gradient pass and, for a trained weight, its
+    with full recomputation, and for the GEMMs selective recomputation repeats:
+    :func:`recomputed_gemms`), its input-gradient pass and, for a trained weight, its
     weight-gradient pass: ``Σ F / (F_peak · Σ gemm_seconds)``.
     """
     par, model = plan.parallelism, plan.model
@@ -144,6 +145,7 @@ def gemm_efficiency(plan) -> sympy.Expr:
         model.gated,
         par.flash_attention,
         par.recompute == "full",
+        recomputed_gemms(plan),
         plan.method.adapter is None,
         par.pp_schedule == "dualpipe",
     )
@@ -151,6 +153,14 @@ def gemm_efficiency(plan) -> sympy.Expr:
     if eta is None:
         eta = _GEMM_EFFICIENCY_CACHE[key] = _gemm_efficiency(plan)
     return eta
+
+
+def recomputed_gemms(plan) -> tuple[str, ...]:
+    """Names of the :func:`llmplan.formulas.flops.gemm_shapes` GEMMs whose forward pass
+    ``[parallelism] recompute_modules`` repeats (``mla_up_proj``, ``mlp``, ``shared_experts``)."""
+    from .flops import RECOMPUTED_GEMMS
+
+    return tuple(sorted(g for mod in plan.parallelism.selective_modules for g in RECOMPUTED_GEMMS.get(mod, ())))
 
 
 #: η_shape depends on a few structural choices only (not on ZeRO, offload or most schedules):
@@ -162,10 +172,11 @@ def _gemm_efficiency(plan) -> sympy.Expr:
     from .flops import gemm_shapes
 
     par = plan.parallelism
-    fwd_passes = 2 if par.recompute == "full" else 1
+    again = recomputed_gemms(plan)  # selective recomputation's GEMMs run their forward twice
     trained = plan.method.adapter is None
     flops_sum, seconds_sum = sympy.Integer(0), sympy.Integer(0)
     for g in gemm_shapes(plan.model, flash=par.flash_attention):
+        fwd_passes = 2 if par.recompute == "full" or g.name in again else 1
         for i, (M, Nn, K) in enumerate(g.passes(weight_grad=trained)):
             times = fwd_passes if i == 0 else 1
             flops_sum += times * g.per_micro_batch * 2 * M * Nn * K * g.count
@@ -213,7 +224,8 @@ def define(q: Definitions) -> None:
             # charged its full (non-causal) FLOPs: a causal kernel skipping half the tiles at
             # η_gemm/2 ≈ 0.3 of peak, FlashAttention-2's H100 level (Shah et al. 2024,
             # FlashAttention-3, abstract: 35 %) — an approximation, see docs/concepts.md
-            passes = 3 + (1 if plan.parallelism.recompute in ("selective", "full") else 0)
+            rec_core = plan.parallelism.recompute == "full" or "core_attn" in plan.parallelism.selective_modules
+            passes = 3 + (1 if rec_core else 0)
             core_tok = passes * attention_core_per_token(plan.model) + flash_backward_recompute_per_token(plan.model)
             core_layers = L
             if plan.method.trains_mtp(plan.model):  # the MTP modules' blocks have an attention core too
@@ -232,8 +244,8 @@ def define(q: Definitions) -> None:
         from ..symbols import L_s, kappa
 
         rec = plan.parallelism.recompute
-        A0, A = q.ref("memory.activations_per_layer_no_recompute"), q.ref("memory.activations_per_layer")
-        recompute_passes = {"none": 0, "selective": 2 * (A0 - A), "full": 2 * A0}[rec]
+        A0, A_rec = q.ref("memory.activations_per_layer_no_recompute"), q.ref("memory.activations_recomputed_per_layer")
+        recompute_passes = {"none": 0, "selective": 2 * A_rec, "full": 2 * A0}[rec]
         q.define(
             "time.elementwise_seconds",
             "T_elem",
