@@ -81,3 +81,29 @@ def test_context_parallel_and_pipeline_sends_keep_the_per_gpu_share():
     share = 400e9 / 8 * catalog.link("ib-ndr").efficiency
     assert est.values[S.W_cp] == pytest.approx(share, rel=1e-12)
     assert est.values[S.W_dp] == pytest.approx(share, rel=1e-12)  # tp·cp = 16 ≥ 8: one member per node
+
+
+def test_zero3_gathers_and_reduces_every_micro_batch():
+    """ZeRO-3 frees gathered parameters after use: per micro-batch each of the 32 layers is
+    all-gathered twice (forward, backward) and its gradients reduce-scattered — 1.5
+    all-reduces' bytes and 3·32 collectives of 63 ring steps; global batch 256 over 64
+    replicas of micro-batch 1 is m = 4 micro-batches. The traffic hides behind the whole
+    compute (forward prefetch), not only the backward's ⅔."""
+    from llmplan.plan import Parallelism as P
+
+    base = plan(tp=1)
+    p3 = Plan(model=base.model, method=base.method, cluster=base.cluster, parallelism=P(tp=1, zero=3))
+    est = estimate(p3)
+    bw, alpha = B.ring_link(p3, 1, 64)
+    grads = 2 * est.value("memory.params_on_gpu.trainable")
+    m = 4
+    expected = m * (1.5 * 2 * 63 / 64 * grads / bw + 3 * 32 * 63 * alpha)
+    assert est.value("communication.dp_seconds") == pytest.approx(expected, rel=1e-9)
+    assert est.value("communication.dp_bytes") == pytest.approx(m * 1.5 * 2 * 63 / 64 * grads, rel=1e-9)
+    T_comp = est.value("time.compute_seconds")
+    exposed = est.value("communication.exposed_seconds_per_step")
+    assert exposed == pytest.approx(max(0.0, expected - T_comp), rel=1e-9, abs=1e-12)
+    # ZeRO-1 on the same plan: one all-reduce per step, hidden behind ⅔ of the compute
+    est1 = estimate(base)
+    once = 2 * 63 / 64 * grads / bw + 2 * 63 * alpha
+    assert est1.value("communication.dp_seconds") == pytest.approx(once, rel=1e-9)

@@ -152,17 +152,21 @@ def define(q: Definitions) -> None:
     q.ref("memory.params_on_gpu.experts")
     # --- data parallel: gradients (and ZeRO-3's parameter gathers) -------------------------
     grad_buffer = q_g * q.ref("memory.params_on_gpu.trainable")
-    dp_factor = sympy.Rational(3, 2) if par.zero == 3 else 1
-    dp_bytes = dp_factor * ring_allreduce_bytes(n_dp, grad_buffer)
-    dp_time = dp_factor * ring_allreduce_seconds(n_dp, grad_buffer, alpha_dp, W_dp)
-    T_dp = q.define(
-        "communication.dp_seconds",
-        "T_dp",
-        dp_time,
-        "s",
-        "data-parallel gradient reduction (ZeRO-3: +50 % parameter all-gathers)",
-        SRC,
-    )
+    if par.zero == 3:
+        # ZeRO-3 / FSDP FULL_SHARD frees the gathered parameters after use, so every
+        # micro-batch all-gathers each layer in its forward and again in its backward and
+        # reduce-scatters its gradients: 3 collectives per layer of (n−1)/n of the layer,
+        # 1.5 all-reduces' worth of bytes per micro-batch (Rajbhandari et al. 2020 §7)
+        dp_bytes = m * sympy.Rational(3, 2) * ring_allreduce_bytes(n_dp, grad_buffer)
+        dp_time = m * (
+            sympy.Rational(3, 2) * ring_allreduce_bytes(n_dp, grad_buffer) / W_dp + 3 * L_s * (n_dp - 1) * alpha_dp
+        )
+        dp_desc = "ZeRO-3 parameter all-gathers (forward and backward) and gradient reduce-scatters, every micro-batch"
+    else:
+        dp_bytes = ring_allreduce_bytes(n_dp, grad_buffer)
+        dp_time = ring_allreduce_seconds(n_dp, grad_buffer, alpha_dp, W_dp)
+        dp_desc = "data-parallel gradient reduction, once per step"
+    T_dp = q.define("communication.dp_seconds", "T_dp", dp_time, "s", dp_desc, SRC)
     q.define("communication.dp_bytes", "C_dp", dp_bytes, "B", "bytes a GPU sends for DP per step", SRC)
     # --- tensor parallel: per layer, per micro-batch -----------------------------------------
     act = q_a * s * b * h / c

@@ -285,7 +285,9 @@ def define(q: Definitions) -> None:
         exposed = (
             q.ref("communication.tp_seconds")
             + overlapped
-            + sympy.Max(0, T_dp - sympy.Rational(2, 3) * T_comp)
+            # gradient reduction hides behind the backward pass (⅔ of the compute); ZeRO-3's
+            # forward all-gathers are prefetched behind the forward pass as well
+            + sympy.Max(0, T_dp - (1 if plan.parallelism.zero == 3 else sympy.Rational(2, 3)) * T_comp)
             + sympy.Max(0, T_cp - sympy.Rational(1, 3) * T_comp)
         )
         q.define(
