@@ -847,7 +847,7 @@ def _production() -> list[Run]:
                 method=Method(kind="pretrain", tokens=180e9, seq_len=2048, global_batch=992),
                 precision=Precision(preset="fp16-mixed"),
                 cluster=Cluster(gpu=catalog.gpu(A100), gpus=992),
-                parallelism=Parallelism(tp=8, pp=1, zero=3, micro_batch=1, recompute="full", **PRE_FLASH),
+                parallelism=Parallelism(tp=8, pp=1, zero=3, micro_batch=8, recompute="full", **PRE_FLASH),
             ),
             refs=(
                 Ref("gpus", 992, f"{t}.gpu_count"),
@@ -871,7 +871,10 @@ def _production() -> list[Run]:
                 "model-parallel size 8), FSDP full sharding = ZeRO-3 over the 124 data-parallel replicas"),
                 ("full activation checkpointing and a FLOP count with recomputation (how OPT counted its 147 TFLOP/s "
                 "is not stated; without recomputation the published figure would correspond to 3/4 of ours)"),
-                "fp16 mixed precision (published); micro-batch 1 (not published)",
+                ("fp16 mixed precision (published); micro-batch 8 = each replica's whole share of the batch, no "
+                "gradient accumulation (not published: FSDP re-gathers every layer's parameters for every micro-batch, "
+                "so fully sharded runs accumulate only when memory forces them to; with full recomputation 8 "
+                "sequences fit)"),
             ),
             source="Zhang et al. 2022, OPT, sec. 2.4 (992 A100 80GB, up to 147 TFLOP/s per GPU)",
             spread_grid=tuple(
