@@ -140,9 +140,10 @@ def _link_for_span(plan, span: int) -> tuple[float, float]:
     return per_gpu * net.efficiency, net.latency
 
 
-def ring_link(plan, stride: int, size: int) -> tuple[float, float]:
+def ring_link(plan, stride: Any, size: Any) -> tuple[Any, Any]:
     """(bandwidth B/s × efficiency, latency s) of a ring collective — all-reduce, reduce-scatter,
-    all-gather — over ``size`` ranks ``stride`` apart (tp: stride 1; dp: stride tp·cp).
+    all-gather — over ``size`` ranks ``stride`` apart (tp: stride 1; dp: stride tp·cp);
+    numbers or numpy arrays (sweeps).
 
     A group inside a node uses :func:`_link_for_span`. A group across nodes with ``g > 1``
     members on each node runs ``g`` rings side by side (NCCL builds one ring per
@@ -156,16 +157,23 @@ def ring_link(plan, stride: int, size: int) -> tuple[float, float]:
     point-to-point traffic (EP, CP, PP) do not aggregate: every GPU's bytes leave
     through its own share.
     """
-    cl = plan.cluster
-    span = stride * size
-    bw, alpha = _link_for_span(plan, span)
-    if span <= cl.per_node or stride >= cl.per_node:
-        return bw, alpha
-    local = min(size, cl.per_node // stride)
-    if local <= 1:
-        return bw, alpha
-    intra, _ = _link_for_span(plan, stride * local)
-    return min(local * bw, intra), alpha
+    import numpy as np
+
+    per_node = plan.cluster.per_node
+    scalar = np.ndim(stride) == 0 and np.ndim(size) == 0
+    stride, size = np.asarray(stride), np.asarray(size)
+    if scalar:
+        link = lambda span: _link_for_span(plan, int(span))  # noqa: E731
+    else:
+        from .sweep import _link_arrays
+
+        link = lambda span: _link_arrays(plan, np.broadcast_to(span, np.broadcast(stride, size).shape))  # noqa: E731
+    bw, alpha = link(stride * size)
+    local = np.where(stride >= per_node, 1, np.minimum(size, per_node // np.maximum(stride, 1)))
+    intra, _ = link(stride * local)
+    across = (stride * size > per_node) & (local > 1)
+    bw = np.where(across, np.minimum(local * bw, intra), bw)
+    return (float(bw), float(alpha)) if scalar else (bw, alpha)
 
 
 def ep_node_layout(plan, tp: Any = None, cp: Any = None, ep: Any = None) -> tuple[Any, Any]:

@@ -104,17 +104,6 @@ def _link_arrays(plan: Plan, span: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return bw, alpha
 
 
-def _ring_arrays(plan: Plan, stride: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised :func:`llmplan.bindings.ring_link`."""
-    per_node = plan.cluster.per_node
-    span = stride * size
-    bw, alpha = _link_arrays(plan, span)
-    local = np.where(stride >= per_node, 1, np.minimum(size, per_node // np.maximum(stride, 1)))
-    intra, _ = _link_arrays(plan, stride * local)
-    across = (span > per_node) & (local > 1)
-    return np.where(across, np.minimum(local * bw, intra), bw), alpha
-
-
 def sweep(plan: Plan, keep: str = "all", **axes: Sequence[Any]) -> Sweep:
     """Evaluate ``plan`` for every combination of the given layout axes.
 
@@ -274,8 +263,10 @@ def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict, keep: str = "all
     for key, span in (("cp", tp * cp), ("ep", tp * cp * ep)):
         bw, alpha = _link_arrays(template, span)
         vals[getattr(S, f"W_{key}")], vals[getattr(S, f"alpha_{key}")] = bw, alpha
-    vals[S.W_tp], vals[S.alpha_tp] = _ring_arrays(template, np.ones_like(tp), tp)
-    vals[S.W_dp], vals[S.alpha_dp] = _ring_arrays(template, tp * cp, dp)
+    from .bindings import ring_link
+
+    vals[S.W_tp], vals[S.alpha_tp] = ring_link(template, np.ones_like(tp), tp)
+    vals[S.W_dp], vals[S.alpha_dp] = ring_link(template, tp * cp, dp)
     bw, alpha = _link_arrays(template, tp * cp * dp + 1)
     vals[S.W_pp], vals[S.alpha_pp] = bw, alpha
     from .bindings import ep_intra_link, ep_node_layout

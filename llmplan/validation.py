@@ -1556,7 +1556,7 @@ def evaluate_run(run: Run, *, spread: bool = True) -> RunResult:
         breakdown=b,
         warnings=list(est.warnings),
         comparisons=comps,
-        spread=_spread(run) if spread and run.spread_grid else None,
+        spread=_spread(run, est) if spread and run.spread_grid else None,
     )
 
 
@@ -1565,7 +1565,7 @@ def evaluate_run(run: Run, *, spread: bool = True) -> RunResult:
 MAX_BUBBLE = 0.25
 
 
-def _spread(run: Run) -> dict[str, Any] | None:
+def _spread(run: Run, base=None) -> dict[str, Any] | None:
     """Range of the run's primary prediction over alternative layouts that fit (the fit and bubble filters apply only where the run's own layout passes them)."""
     primary = next((r for r in run.results if r.primary), None)
     if primary is None:
@@ -1574,7 +1574,7 @@ def _spread(run: Run) -> dict[str, Any] | None:
     # the filters below drop layouts nobody would run; a published layout that llmplan
     # itself says does not fit (or has a large bubble) really ran, so for such a run the
     # filter is not applied
-    base = estimate(run.plan)
+    base = estimate(run.plan) if base is None else base
     check_fit = base.fits
     check_bubble = float(base.value("time.bubble_seconds")) <= MAX_BUBBLE * float(base.value("time.compute_seconds"))
     points = []

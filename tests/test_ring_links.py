@@ -61,12 +61,23 @@ def test_inside_a_node_nothing_changes():
     assert B.ring_link(p, 1, 8) == B._link_for_span(p, 8)
 
 
+def test_arrays_equal_numbers():
+    import numpy as np
+
+    p = plan(tp=1)
+    stride, size = np.array([1, 2, 8, 1, 4]), np.array([64, 32, 8, 8, 1])
+    bw, alpha = B.ring_link(p, stride, size)
+    for i in range(len(stride)):
+        assert (bw[i], alpha[i]) == B.ring_link(p, int(stride[i]), int(size[i]))
+
+
 def test_data_parallel_time_uses_the_ring_bandwidth():
     """Ring all-reduce of the bf16 gradients over 64 GPUs: 2·(n−1)/n of the buffer at the
     ring bandwidth plus 2·(n−1) latency steps (α–β)."""
     p = plan(tp=1)
     est = estimate(p)
-    bw, alpha = B.ring_link(p, 1, 64)
+    bw = 450e9 * catalog.link("nvlink4").efficiency  # min(8 × 47, 370.8) GB/s, as above
+    alpha = catalog.link("ib-ndr").latency
     grads = 2 * est.value("memory.params_on_gpu.trainable")
     assert est.value("communication.dp_seconds") == pytest.approx(2 * 63 / 64 * grads / bw + 2 * 63 * alpha, rel=1e-9)
 
@@ -94,7 +105,8 @@ def test_zero3_gathers_and_reduces_every_micro_batch():
     base = plan(tp=1)
     p3 = Plan(model=base.model, method=base.method, cluster=base.cluster, parallelism=P(tp=1, zero=3))
     est = estimate(p3)
-    bw, alpha = B.ring_link(p3, 1, 64)
+    bw = 450e9 * catalog.link("nvlink4").efficiency  # eight rings over whole nodes, capped by NVLink
+    alpha = catalog.link("ib-ndr").latency
     grads = 2 * est.value("memory.params_on_gpu.trainable")
     m = 4
     expected = m * (1.5 * 2 * 63 / 64 * grads / bw + 3 * 32 * 63 * alpha)

@@ -30,16 +30,20 @@ from . import params as P
 NARAYANAN = "Narayanan et al. 2021 (SC'21) eq. (3) and §5.1"
 
 
+def _mla_up_proj(model) -> sympy.Expr:
+    """Forward FLOPs per token of one MLA layer's up-projections: Q's (from its latent, or from
+    the hidden state without one) and K/V's, ``2·r_kv·a·(d_nope + d_v)``."""
+    q_in = h if model.mla.q_lora_rank is None else r_q
+    return 2 * q_in * a * (d_nope + d_rope) + 2 * r_kv * a * (d_nope + d_v)
+
+
 @formula("attention_matmul_per_token", "2 FLOPs per weight of the Q/K/V/O (or MLA) projections")
 def attention_matmul_per_token(model) -> sympy.Expr:
     """Forward FLOPs of one layer's attention projections for one token: 2 × their weights."""
     if model.mla is not None:
-        if model.mla.q_lora_rank is None:
-            q = h * a * (d_nope + d_rope)
-        else:
-            q = h * r_q + r_q * a * (d_nope + d_rope)
-        kv = h * (r_kv + d_rope) + r_kv * a * (d_nope + d_v)
-        return 2 * (q + kv + a * d_v * h)
+        q_down = 0 if model.mla.q_lora_rank is None else h * r_q
+        kv_down = h * (r_kv + d_rope)
+        return 2 * (q_down + kv_down + a * d_v * h) + _mla_up_proj(model)
     return 2 * (2 * h * a * d + 2 * h * a_kv * d)
 
 
@@ -82,13 +86,6 @@ RECOMPUTED_GEMMS: dict[str, tuple[str, ...]] = {
     "mlp": ("mlp_up", "mlp_down"),
     "shared_experts": ("shared_up", "shared_down"),
 }
-
-
-def _mla_up_proj(model) -> sympy.Expr:
-    """Forward FLOPs per token of one MLA layer's up-projections: Q's (from its latent, or from
-    the hidden state without one) and K/V's, ``2·r_kv·a·(d_nope + d_v)``."""
-    q_in = h if model.mla.q_lora_rank is None else r_q
-    return 2 * q_in * a * (d_nope + d_rope) + 2 * r_kv * a * (d_nope + d_v)
 
 
 @formula("selective_recompute_per_token", "Korthikanti et al. 2022 §5 (attention core); Megatron-Core recompute_modules; DeepSeek-V3 report §3.2.3")
