@@ -237,7 +237,7 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
     """Bind every input symbol for ``plan``; returns (values, warnings)."""
     from .checks import resolved_dp
     from .errors import PlanError, Problem
-    from .plan import DEFAULT_ELEMENTWISE_PASSES, DEFAULT_GEMM_EFFICIENCY, DEFAULT_MEMORY_OVERHEAD
+    from .plan import DEFAULT_ELEMENTWISE_PASSES, DEFAULT_MEMORY_OVERHEAD, default_gemm_efficiency
 
     vals: dict[sympy.Symbol, Any] = model_values(plan.model)
     warnings: list[str] = []
@@ -295,7 +295,9 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
             S.W_hbm: cl.gpu.memory_bandwidth,
             S.n_sm: cl.gpu.sms or 1,
             S.P_tdp: cl.gpu.tdp,
-            S.eta_gemm: plan.efficiency.gemm or DEFAULT_GEMM_EFFICIENCY,
+            # η_gemm: the plan's, else 0.69 × the GPU's measured max achievable matmul rate ÷ peak
+            S.eta_gemm: plan.efficiency.gemm or default_gemm_efficiency(cl.gpu, prec.dtype("compute"))[0],
+            S.eta_gemm16: plan.efficiency.gemm or default_gemm_efficiency(cl.gpu, "bf16")[0],
             S.eta: plan.efficiency.mfu or 1.0,
             S.goodput: plan.efficiency.goodput or 1.0,
             S.kappa: DEFAULT_ELEMENTWISE_PASSES if plan.efficiency.elementwise_passes is None else plan.efficiency.elementwise_passes,

@@ -49,6 +49,10 @@ class GPU(_Checked):
         inter_node: default link id of the node's network fabric.
         nics_per_node: network ports per node (default one per GPU).
         tdp: board power in watts.
+        mamf: measured *maximum achievable matmul* rate in FLOP/s per dtype (the best
+            large-GEMM throughput a benchmark finds, e.g. 794.5 TFLOP/s for an H100 SXM in
+            BF16 against the 989.4 peak); it sets the default GEMM efficiency
+            (:func:`llmplan.plan.default_gemm_efficiency`). Optional.
         sms: streaming multiprocessors (AMD: compute units) — the parallel units a GEMM's
             output tiles are spread over; ``None`` turns off the wave-quantisation term
             of the GEMM-shape efficiency model.
@@ -60,6 +64,7 @@ class GPU(_Checked):
     memory: int | float
     memory_bandwidth: int | float
     peak: dict[str, float] = attrs.field(factory=dict)
+    mamf: dict[str, float] = attrs.field(factory=dict)
     nvlink_domain: int = 1
     gpus_per_node: int = 8
     intra_node: str = "pcie4"
@@ -97,6 +102,25 @@ class GPU(_Checked):
                 )
             elif not isinstance(value, (int, float)) or value <= 0:
                 p.append(Problem(f"peak.{key}", f"{value!r} is not a positive FLOP/s figure"))
+        for key, value in self.mamf.items():
+            if key not in self.peak:
+                from .errors import did_you_mean
+
+                p.append(
+                    Problem(
+                        f"mamf.{key}",
+                        f"no peak.{key} to compare with{did_you_mean(key, list(self.peak))} "
+                        f"(peaks given: {', '.join(self.peak) or 'none'})",
+                    )
+                )
+            elif not isinstance(value, (int, float)) or not 0 < value <= self.peak[key]:
+                shown = f"{value / 1e12:g} TFLOP/s" if isinstance(value, (int, float)) else repr(value)
+                p.append(
+                    Problem(
+                        f"mamf.{key}",
+                        f"{shown} is not a measured matmul rate in (0, peak.{key} = {self.peak[key] / 1e12:g} TFLOP/s]",
+                    )
+                )
         for name in ("nvlink_domain", "gpus_per_node"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:

@@ -38,13 +38,42 @@ __all__ = [
     "DEFAULT_RECOMPUTE_MODULES",
 ]
 
-#: Default achievable fraction of dense peak in training GEMMs (η_gemm). An
-#: assumption, set before any validation run and not re-fitted since: Megatron-LM
-#: reaches 44–52 % MFU end to end on A100 with bubbles and communication included
-#: (Narayanan et al. 2021 Table 1), so the GEMMs themselves run near 60 %. What runs
-#: between the GEMMs is priced separately (elementwise traffic, bubble, exposed
-#: communication, optimizer); ``docs/validation.md`` gives the measured error.
+#: Achievable fraction of dense peak in training GEMMs (η_gemm) on a GPU whose catalog
+#: entry has no measured maximum achievable matmul rate (``mamf``), and the value every
+#: A100 gets from :data:`GEMM_FRACTION_OF_MAMF` (0.69 × 271.2/312 = 0.600). An
+#: assumption, set before any validation run: Megatron-LM reaches 44–52 % MFU end to
+#: end on A100 with bubbles and communication included (Narayanan et al. 2021 Table 1),
+#: so the GEMMs themselves run near 60 %. What runs between the GEMMs is priced
+#: separately (elementwise traffic, bubble, exposed communication, optimizer);
+#: ``docs/validation.md`` gives the measured error.
 DEFAULT_GEMM_EFFICIENCY = 0.6
+
+#: Fraction of the GPU's *maximum achievable matmul rate* (MAMF: the best of a brute-force
+#: search over large GEMM shapes, measured per GPU and dtype — S. Bekman, *Machine Learning
+#: Engineering*, "Maximum Achievable Matmul FLOPS comparison table") that a training step's
+#: large GEMMs reach. 0.69 is :data:`DEFAULT_GEMM_EFFICIENCY` re-expressed against the
+#: A100's MAMF (0.6 ÷ (271.2/312) = 0.690), not a new fit: A100 results are unchanged, and a
+#: GPU whose vendor peak is further out of reach (H100 SXM BF16: 794.5 of 989 TFLOP/s, FP8:
+#: 1402.6 of 1979) gets a proportionally lower η_gemm (0.554; FP8 0.489).
+GEMM_FRACTION_OF_MAMF = 0.69
+
+
+def default_gemm_efficiency(gpu, dtype: str) -> tuple[float, str]:
+    """Default ``η_gemm`` (fraction of ``gpu``'s dense ``dtype`` peak) and where it comes from.
+
+    ``GEMM_FRACTION_OF_MAMF × mamf / peak`` when the catalog gives the GPU's measured
+    maximum achievable matmul rate for ``dtype`` (FP16 uses the BF16 figure: same tensor
+    rate), else :data:`DEFAULT_GEMM_EFFICIENCY`.
+    """
+    key = "bf16" if dtype == "fp16" and "fp16" not in gpu.mamf else dtype
+    mamf, peak = gpu.mamf.get(key), gpu.peak.get(key)
+    if mamf and peak:
+        return (
+            GEMM_FRACTION_OF_MAMF * mamf / peak,
+            f"{GEMM_FRACTION_OF_MAMF} × {gpu.id}'s measured maximum achievable {key} matmul rate "
+            f"({mamf / 1e12:.1f} of {peak / 1e12:.1f} TFLOP/s)",
+        )
+    return DEFAULT_GEMM_EFFICIENCY, f"no measured {key} matmul rate for {gpu.id}: the A100-based default {DEFAULT_GEMM_EFFICIENCY}"
 
 #: Device-memory passes over each stored activation byte per training step by the
 #: kernels between the GEMMs (norms, activations, softmax, dropout, residual adds):
@@ -695,7 +724,10 @@ class Efficiency(_Checked):
         mfu: assume this model-FLOPs utilisation outright:
             time = flops.total ÷ (peak × mfu × gpus).
         gemm: achievable fraction of dense peak in the step's matrix multiplies
-            (``η_gemm``); default :data:`DEFAULT_GEMM_EFFICIENCY`.
+            (``η_gemm``); default :func:`default_gemm_efficiency` — 0.69 × the GPU's
+            measured maximum achievable matmul rate ÷ its peak (A100 0.600, H100 SXM
+            BF16 0.554, FP8 0.489), :data:`DEFAULT_GEMM_EFFICIENCY` where the catalog
+            has no such measurement. The value applies to every dtype of the plan.
         goodput: fraction of wall-clock time spent on productive steps; the run's
             wall-clock time (and GPU-hours, energy, cost) is the uninterrupted
             time ÷ goodput, MFU stays the steady-state figure. Default 1 (no losses);

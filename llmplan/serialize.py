@@ -164,10 +164,13 @@ def _module_names(value: Any, _: Any = None) -> tuple[str, ...]:
     raise ValueError(f"{value!r} is not a list of module names (allowed: {', '.join(RECOMPUTE_MODULES)})")
 
 
-def _peaks(value: Any, _: Any = None) -> dict[str, float]:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{value!r} is not a table of dtype = FLOP/s")
-    return {str(k): units.parse(v, "flops_per_second", what=f"peak.{k}") for k, v in value.items()}
+def _flop_rates(name: str) -> Callable[[Any, Any], dict[str, float]]:
+    def hook(value: Any, _: Any = None) -> dict[str, float]:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{value!r} is not a table of dtype = FLOP/s")
+        return {str(k): units.parse(v, "flops_per_second", what=f"{name}.{k}") for k, v in value.items()}
+
+    return hook
 
 
 def _rates(value: Any, _: Any = None) -> dict[str, float]:
@@ -190,7 +193,8 @@ FIELD_HOOKS: dict[type, dict[str, Callable[[Any, Any], Any]]] = {
         "memory": _quantity("bytes"),
         "memory_bandwidth": _quantity("bytes_per_second"),
         "tdp": _quantity("watts"),
-        "peak": _peaks,
+        "peak": _flop_rates("peak"),
+        "mamf": _flop_rates("mamf"),
         "nics_per_node": _optional(_int),
     },
     Link: {"bandwidth": _quantity("bytes_per_second"), "latency": _quantity("seconds")},

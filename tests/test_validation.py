@@ -218,10 +218,11 @@ def test_implied_gemm_reproduces_a_perfect_prediction():
     b = {"step": 10.0, "compute": 8.0, "bubble": 1.0, "exposed": 0.5, "optimizer": 0.5}
     tput = validation.METRICS["tflops_per_gpu"]
     hours = validation.METRICS["gpu_hours"]
-    assert validation._implied_gemm(tput, 100.0, 100.0, b) == pytest.approx(validation.DEFAULT_GEMM_EFFICIENCY)
+    assert validation._implied_gemm(tput, 100.0, 100.0, b, 0.6) == pytest.approx(0.6)
+    assert validation._implied_gemm(tput, 100.0, 100.0, b, 0.554) == pytest.approx(0.554)  # the plan's own η
     # published throughput half the prediction: the step took twice as long
-    assert validation._implied_gemm(tput, 100.0, 50.0, b) == pytest.approx(0.6 * 9 / 19)
-    assert validation._implied_gemm(hours, 100.0, 200.0, b) == pytest.approx(0.6 * 9 / 19)
+    assert validation._implied_gemm(tput, 100.0, 50.0, b, 0.6) == pytest.approx(0.6 * 9 / 19)
+    assert validation._implied_gemm(hours, 100.0, 200.0, b, 0.6) == pytest.approx(0.6 * 9 / 19)
 
 
 def test_report_outputs(tmp_path):

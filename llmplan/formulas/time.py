@@ -28,7 +28,7 @@ from typing import Any
 
 import sympy
 
-from ..symbols import B, D, N, W_hbm, eta, eta_gemm, m, n_sm, p, q_a, q_g, q_m, q_o, q_w, s, v, F_peak  # noqa: F401
+from ..symbols import B, D, N, W_hbm, eta, eta_gemm, eta_gemm16, m, n_sm, p, q_a, q_g, q_m, q_o, q_w, s, v, F_peak  # noqa: F401
 from . import Definitions, formula
 
 NARAYANAN = "Narayanan et al. 2021 §2.2 (bubble (p−1)/(v·m)), eq. (4)"
@@ -222,7 +222,7 @@ def define(q: Definitions) -> None:
         if plan.parallelism.flash_attention:
             # the fused attention core runs at η_gemm; FP8 recipes keep it in BF16. It is
             # charged its full (non-causal) FLOPs: a causal kernel skipping half the tiles at
-            # η_gemm/2 ≈ 0.3 of peak, FlashAttention-2's H100 level (Shah et al. 2024,
+            # η_gemm/2 ≈ 0.28 of peak on H100, FlashAttention-2's H100 level (Shah et al. 2024,
             # FlashAttention-3, abstract: 35 %) — an approximation, see docs/concepts.md
             rec_core = plan.parallelism.recompute == "full" or "core_attn" in plan.parallelism.selective_modules
             passes = 3 + (1 if rec_core else 0)
@@ -233,11 +233,12 @@ def define(q: Definitions) -> None:
 
                 core_layers = L + L_mtp
             F_core = core_layers * core_tok * B * s
-            core_peak = F_peak16 if plan.precision.dtype("compute") == "fp8" else F_peak
-            compute = (F_step - F_core) / (N * F_peak * eta_shape) + F_core / (N * core_peak * eta_gemm)
+            fp8 = plan.precision.dtype("compute") == "fp8"
+            core_rate = F_peak16 * eta_gemm16 if fp8 else F_peak * eta_gemm
+            compute = (F_step - F_core) / (N * F_peak * eta_shape) + F_core / (N * core_rate)
             compute_src = "GEMMs at η_shape, FlashAttention's fused core at η_gemm"
             if plan.precision.dtype("compute") == "fp8":
-                compute_src += " of the BF16 peak (FP8 covers the GEMMs only: DeepSeek-V3 report §3.3)"
+                compute_src += " of the BF16 peak at BF16's η (FP8 covers the GEMMs only: DeepSeek-V3 report §3.3)"
         else:
             compute = F_step / (N * F_peak * eta_shape)
             compute_src = "every matrix multiply, the unfused attention core's batched GEMMs included, at η_shape"

@@ -1,0 +1,125 @@
+"""Default GEMM efficiency from the GPU's measured maximum achievable matmul rate (MAMF).
+
+Expected numbers are the figures of S. Bekman's *Machine Learning Engineering*, "Maximum
+Achievable Matmul FLOPS comparison table" (v2), written out here and multiplied by hand —
+not read back from the catalog.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import attrs
+import pytest
+
+from llmplan import catalog
+from llmplan import symbols as S
+from llmplan.errors import LlmplanError
+from llmplan.estimate import estimate
+from llmplan.plan import DEFAULT_GEMM_EFFICIENCY, GEMM_FRACTION_OF_MAMF, Efficiency, Precision, default_gemm_efficiency
+from tests.plans import GPU_A100, llama7b_h100_plan, make_plan
+
+# Bekman's table (TFLOP/s): measured MAMF and the vendor's dense peak
+A100_SXM_BF16 = (271.2, 312.0)
+H100_SXM_BF16 = (794.5, 989.4)  # the table rounds the peak to 989
+H100_SXM_FP8 = (1402.6, 1978.9)
+
+
+def test_the_constant_is_the_old_default_re_expressed_on_a100():
+    # 0.6 of the A100's peak = 0.6 / (271.2/312) = 0.6903 of its MAMF; the constant is 0.69
+    assert GEMM_FRACTION_OF_MAMF == pytest.approx(0.6 / (271.2 / 312), abs=5e-4)
+    assert DEFAULT_GEMM_EFFICIENCY == 0.6
+
+
+@pytest.mark.parametrize(
+    ("gpu", "dtype", "expected"),
+    [
+        ("a100-80gb-sxm", "bf16", 0.69 * 271.2 / 312.0),  # 0.5998
+        ("a100-40gb-sxm", "bf16", 0.69 * 271.2 / 312.0),
+        ("a100-80gb-sxm", "fp16", 0.69 * 271.2 / 312.0),  # fp16: the bf16 figure (same tensor rate)
+        ("a100-80gb-pcie", "bf16", 0.69 * 252.9 / 312.0),  # 0.5593
+        ("h100-sxm", "bf16", 0.69 * 794.5 / 989.4),  # 0.5541
+        ("h100-sxm", "fp8", 0.69 * 1402.6 / 1978.9),  # 0.4891
+        ("h800-sxm", "fp8", 0.69 * 1402.6 / 1978.9),  # H100 SXM's figure (same compute)
+        ("h200-sxm", "bf16", 0.69 * 794.5 / 989.4),
+        ("mi300x", "bf16", 0.69 * 668.4 / 1307.4),  # 0.3528
+        ("l40s", "bf16", 0.6),  # no measurement: the A100-based default
+        ("a100-80gb-sxm", "fp8", 0.6),  # no fp8 on an A100 at all: the default
+    ],
+)
+def test_default_gemm_efficiency_by_hand(gpu, dtype, expected):
+    eta, source = default_gemm_efficiency(catalog.gpu(gpu), dtype)
+    assert eta == pytest.approx(expected, rel=1e-9)
+    assert gpu in source
+
+
+def test_h100_runs_slower_per_flop_than_a100_by_the_mamf_ratio():
+    h, a = default_gemm_efficiency(catalog.gpu("h100-sxm"), "bf16")[0], default_gemm_efficiency(catalog.gpu("a100-80gb-sxm"), "bf16")[0]
+    # (794.5/989.4) / (271.2/312) = 0.8030 / 0.8692 = 0.9238
+    assert h / a == pytest.approx((794.5 / 989.4) / (271.2 / 312.0), rel=1e-9)
+    assert h / a == pytest.approx(0.9238, abs=1e-4)
+
+
+def test_plan_binds_the_gpu_default_and_the_plan_override_wins():
+    plan = llama7b_h100_plan()
+    est = estimate(plan)
+    assert est.values[S.eta_gemm] == pytest.approx(0.69 * 794.5 / 989.4)
+    assert est.values[S.eta_gemm16] == pytest.approx(0.69 * 794.5 / 989.4)
+    # the same plan with that η_gemm written out gives the same step time
+    explicit = attrs.evolve(plan, efficiency=Efficiency(gemm=0.69 * 794.5 / 989.4))
+    assert float(estimate(explicit).value("time.step_seconds")) == pytest.approx(float(est.value("time.step_seconds")), rel=1e-12)
+    # an override applies to every dtype
+    over = estimate(attrs.evolve(plan, efficiency=Efficiency(gemm=0.5)))
+    assert (over.values[S.eta_gemm], over.values[S.eta_gemm16]) == (0.5, 0.5)
+    # a test GPU without a mamf table keeps 0.6
+    assert estimate(make_plan()).values[S.eta_gemm] == 0.6
+
+
+def test_fp8_gemms_at_the_fp8_figure_and_the_attention_core_at_bf16s():
+    plan = attrs.evolve(llama7b_h100_plan(), precision=Precision(compute="fp8"))
+    est = estimate(plan)
+    assert est.values[S.eta_gemm] == pytest.approx(0.69 * 1402.6 / 1978.9)
+    assert est.values[S.eta_gemm16] == pytest.approx(0.69 * 794.5 / 989.4)
+    # the compute time's attention-core term is F_core ÷ (N · F_peak16 · η16): evaluating
+    # its expression with η16 doubled must remove exactly half of that term, and η_gemm
+    # (the FP8 GEMMs) must not enter it
+    from llmplan.bindings import evaluate
+
+    expr = est.definitions.items["time.compute_seconds"].expr
+    base = float(evaluate(expr, est.values))
+    assert base == pytest.approx(float(est.value("time.compute_seconds")), rel=1e-12)
+    doubled = dict(est.values)
+    doubled[S.eta_gemm16] = 2 * est.values[S.eta_gemm16]
+    core_half = base - float(evaluate(expr, doubled))
+    assert core_half > 0
+    quadrupled = dict(est.values)
+    quadrupled[S.eta_gemm16] = 4 * est.values[S.eta_gemm16]
+    # core/2 removed by doubling, 3·core/4 by quadrupling: the core term is ∝ 1/η16
+    assert base - float(evaluate(expr, quadrupled)) == pytest.approx(1.5 * core_half, rel=1e-9)
+
+
+def test_gpu_entry_mamf_round_trips_and_is_checked(tmp_path):
+    path = tmp_path / "lab.toml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            [gpus.lab-gpu]
+            name = "lab GPU"
+            memory = "80 GiB"
+            memory_bandwidth = "3 TB/s"
+            peak = { bf16 = "1000 TFLOP/s" }
+            mamf = { bf16 = "700 TFLOP/s" }
+            """
+        ),
+        encoding="utf-8",
+    )
+    g = catalog.load(path).gpu("lab-gpu")
+    assert g.mamf == {"bf16": 700e12}
+    assert default_gemm_efficiency(g, "bf16")[0] == pytest.approx(0.69 * 0.7)
+    # above the peak, or for a dtype without a peak: an error naming the key
+    with pytest.raises(LlmplanError) as err:
+        attrs.evolve(GPU_A100, mamf={"bf16": 400e12})
+    assert "mamf.bf16" in str(err.value) and "312" in str(err.value)
+    with pytest.raises(LlmplanError) as err:
+        attrs.evolve(GPU_A100, mamf={"bf61": 200e12})
+    assert "mamf.bf61" in str(err.value) and "bf16" in str(err.value)
