@@ -241,3 +241,13 @@ def test_report_outputs(tmp_path):
     assert {r["id"] for r in data["runs"]} == {"megatron-t1-1t", "bloom-176b", "llama2-7b"}
     assert data["efficiency_model"]["per_run_overrides"] is False
     assert data["summary"]["overall_primary"]["n"] == report.overall.n
+
+
+def test_sources_partition_the_primary_comparisons():
+    report = validation.validate(["megatron-t1-1t", "llama3-405b-8k-8192", "mpt-a100-40gb-125m-2048-64"], spread=False)
+    primary = [c for c in report.comparisons if c.primary]
+    shared, extra = report.by_source[validation.SOURCE_SHARED], report.by_source[validation.SOURCE_EXTRA]
+    # Megatron's row is in shared/published.toml; Llama 3 Table 4 and the MPT row are "extra:" refs
+    assert shared.n == sum(1 for c in primary if c.run == "megatron-t1-1t") == 1
+    assert extra.n == 2
+    assert shared.n + extra.n == report.overall.n == len(primary)
