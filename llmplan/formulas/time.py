@@ -2,11 +2,12 @@
 
 ``T_step = T_comp + T_bubble + T_exposed + T_opt`` where
 
-* ``T_comp = F_gemm / (N · F_peak · η_shape) + F_core / (N · F_peak · η_gemm) + T_elem`` —
+* ``T_comp = F_gemm / (N · F_peak · η_shape) + F_core / (N · F_peak · η_gemm) + T_elem (+ T_cast)`` —
   the step's matrix multiplies at the efficiency their shapes allow (``η_shape``: a large
   GEMM's ``η_gemm`` times tile/wave quantisation, or the memory roofline when the GEMM is
   memory-bound — :func:`gemm_seconds`), FlashAttention's fused core at ``η_gemm``, and the
-  memory-bound elementwise kernels (documented in ``docs/concepts.md#efficiency``);
+  memory-bound elementwise kernels (documented in ``docs/concepts.md#efficiency``), and
+  under FP8 compute the casts of the GEMM operands (:func:`fp8_cast_bytes`);
 * ``T_bubble = T_comp · (p−1)/(v·m)`` — the 1F1B pipeline bubble with ``v``
   interleaved chunks (Narayanan et al. 2021 §2.2.1–2.2.2; GPipe the same with v = 1);
   DualPipe's ``(p/2 − 1)(F&B + B − 3W)`` (DeepSeek-V3 report Table 2,
@@ -193,6 +194,46 @@ def _gemm_efficiency(plan) -> sympy.Expr:
     return eta
 
 
+#: GEMMs an FP8 recipe keeps in BF16: the MoE router and the output head (DeepSeek-V3
+#: report §3.3.1: embedding, output head, MoE gating, normalisation and attention stay in
+#: higher precision; Megatron-LM's output layer is not a Transformer Engine module).
+FP8_EXCLUDED_GEMMS = frozenset({"router", "lm_head"})
+
+FP8_CAST = (
+    "NVIDIA Transformer Engine: FP8 GEMMs on Hopper take both operands K-major, so each FP8 Linear "
+    "casts its input and its output gradient to FP8 together with a transposed copy (cast_transpose), "
+    "and its weight once per step (FP8 weight cache across micro-batches); DeepSeek-V3 report §3.5.2 "
+    "(BF16 activations read from HBM, quantised, written back in FP8 and read again by the MMA)"
+)
+
+
+@formula("fp8_cast_bytes", FP8_CAST)
+def fp8_cast_bytes(plan) -> sympy.Expr:
+    """Device-memory bytes one GPU moves per step to cast FP8 GEMM operands (memory-bound kernels).
+
+    For every weight GEMM of :func:`llmplan.formulas.flops.gemm_shapes` that runs in FP8
+    (all but :data:`FP8_EXCLUDED_GEMMS`) on ``M`` rows, ``K`` inputs, ``N`` outputs and ``C``
+    GEMMs side by side: per micro-batch its input (``M×K``) and its output gradient
+    (``M×N``) are read in BF16 (2 bytes) and written in FP8 with a transposed copy
+    (1 + 1 bytes) — ``4·C·M·(K + N)``; per step its weight likewise, ``4·C·K·N``. Summed
+    over the stage's layers (the model's layers ÷ ``p``) and the ``m`` micro-batches.
+    Approximations: a cast fused into the preceding norm (Transformer Engine's
+    LayerNormLinear) saves part of one pass; under sequence parallelism the cast is of
+    the gathered input (Transformer Engine casts before the gather, moving ``1/t`` of
+    it); recomputed forward passes cast again and are not charged; amax/scale updates
+    are not charged.
+    """
+    from .flops import gemm_shapes
+
+    per_mb, per_step = sympy.Integer(0), sympy.Integer(0)
+    for g in gemm_shapes(plan.model, flash=plan.parallelism.flash_attention):
+        if not g.weight or g.name in FP8_EXCLUDED_GEMMS:
+            continue
+        per_mb += g.per_micro_batch * 4 * g.count * g.rows * (g.inner + g.cols)
+        per_step += g.per_micro_batch * 4 * g.count * g.inner * g.cols
+    return (m * per_mb + per_step) / p
+
+
 def define(q: Definitions) -> None:
     """Add ``time.*`` quantities."""
     plan = q.plan
@@ -259,6 +300,17 @@ def define(q: Definitions) -> None:
         if plan.parallelism.pp_schedule == "dualpipe":  # the GEMMs run on the SMs communication leaves
             compute = compute * define_comm_sm_slowdown(q)
         compute = compute + q.ref("time.elementwise_seconds")
+        if plan.precision.dtype("compute") == "fp8":
+            q.define(
+                "time.fp8_cast_seconds",
+                "T_cast",
+                fp8_cast_bytes(plan) / W_hbm,
+                "s",
+                "memory-bound casts of FP8 GEMM operands: inputs and output gradients (with transposed "
+                "copies) every micro-batch, weights once per step",
+                FP8_CAST,
+            )
+            compute = compute + q.ref("time.fp8_cast_seconds")
         T_comp = q.define(
             "time.compute_seconds",
             "T_comp",
