@@ -444,12 +444,13 @@ class Precision(_Checked):
     ``master = "none"`` drops the master copy.
 
     Two more dtypes set how some saved activations are cached for the backward pass
-    (default: ``activations``; the presets leave them there):
+    (default: ``activations``):
 
     * ``linear_inputs``: the inputs of the Linear layers (their weight gradient's
       operand) — FP8 training caches them in FP8 (DeepSeek-V3 report §3.3.3;
-      TransformerEngine's Linear saves its quantised input unless
-      ``save_original_input``). Not the attention output (the output projection's input),
+      TransformerEngine's Linear saves its quantised, transposed input unless
+      ``save_original_input``), so with ``compute = "fp8"`` (``fp8-mixed``) the default
+      is ``fp8``. Not the attention output (the output projection's input),
       which the attention core's backward also reads and which stays at ``activations``
       (the report keeps it in E5M6), nor the router's input (gating stays in BF16, §3.3.1);
     * ``activation_func_inputs``: the inputs of the MLP's activation function (gate and up
@@ -474,6 +475,8 @@ class Precision(_Checked):
         value = getattr(self, what)
         if value is not None:
             return None if value == "none" else value
+        if what == "linear_inputs" and self.dtype("compute") == "fp8":
+            return "fp8"  # an FP8 GEMM's quantised input is what its weight gradient reads
         if what in ("kv_cache", "linear_inputs", "activation_func_inputs"):
             return self.dtype("activations")
         return PRECISION_PRESETS[self.preset][what]

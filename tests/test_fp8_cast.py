@@ -109,3 +109,26 @@ def test_dense_gpt_without_flash_casts_no_attention_scores():
     per_mb = 4 * 16 * ((64 + 192) + (64 + 64) + (64 + 256) + (256 + 64))
     per_step = 4 * (64 * 192 + 64 * 64 + 64 * 256 + 256 * 64)
     assert float(est.value("time.fp8_cast_seconds")) == pytest.approx((per_mb + per_step) / catalog.gpu("h100-sxm").memory_bandwidth, rel=1e-12)
+
+
+def test_fp8_compute_caches_linear_inputs_in_fp8_by_default():
+    from llmplan.plan import Precision as P
+
+    assert P(preset="fp8-mixed").dtype("linear_inputs") == "fp8"
+    assert P(compute="fp8").dtype("linear_inputs") == "fp8"
+    assert P().dtype("linear_inputs") == "bf16"
+    assert P(preset="fp8-mixed", linear_inputs="bf16").dtype("linear_inputs") == "bf16"
+    base = llama7b_h100_plan()
+    layer = {}
+    for name, prec in {
+        "fp8 default": P(preset="fp8-mixed"),
+        "fp8 explicit": P(preset="fp8-mixed", linear_inputs="fp8"),
+        "fp8, bf16 inputs": P(preset="fp8-mixed", linear_inputs="bf16"),
+    }.items():
+        est = estimate(attrs.evolve(base, precision=prec, parallelism=Parallelism(zero=1, recompute="none")))
+        layer[name] = float(est.value("memory.activations_per_layer"))
+    assert layer["fp8 default"] == layer["fp8 explicit"]
+    # Llama 2 7B, one 4096-token sequence per micro-batch, tp 1: the Linear inputs cached in
+    # FP8 instead of BF16 are the attention input (h), the MLP input (h) and the
+    # down-projection input (ffn), one byte less each (the output projection's input stays)
+    assert layer["fp8, bf16 inputs"] - layer["fp8 default"] == 4096 * (4096 + 4096 + 11008)

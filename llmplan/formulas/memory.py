@@ -407,7 +407,8 @@ def define(q: Definitions) -> None:
     act_src = KORTHIKANTI + ("; + what Hugging Face transformers modules save (framework = \"hf\")" if hf else "")
     modules = par.selective_modules  # [parallelism] recompute_modules in force
     # [precision] linear_inputs / activation_func_inputs: cached formats of saved tensors
-    formats = dict(linear_inputs=plan.precision.linear_inputs is not None,
+    prec = plan.precision
+    formats = dict(linear_inputs=prec.linear_inputs is not None or prec.dtype("linear_inputs") != prec.dtype("activations"),
                    act_inputs=plan.precision.activation_func_inputs is not None)
     if rec == "selective" and modules != DEFAULT_RECOMPUTE_MODULES:
         act_src += "; selective recomputation of " + ", ".join(modules or ("nothing",)) + " (Megatron-Core recompute_modules; DeepSeek-V3 report §3.2.3)"
