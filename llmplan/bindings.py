@@ -233,6 +233,12 @@ def resolved_batch(plan, dp: int) -> tuple[int, list[str]]:
     return unit, warnings
 
 
+def core_dtype(prec) -> str:
+    """The dtype the fused attention kernel runs in: the compute dtype, BF16 under FP8 GEMMs."""
+    compute = prec.dtype("compute")
+    return "bf16" if compute == "fp8" else compute
+
+
 def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy.Symbol, Any], list[str]]:
     """Bind every input symbol for ``plan``; returns (values, warnings)."""
     from .checks import resolved_dp
@@ -297,7 +303,9 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
             S.P_tdp: cl.gpu.tdp,
             # η_gemm: the plan's, else 0.69 × the GPU's measured max achievable matmul rate ÷ peak
             S.eta_gemm: plan.efficiency.gemm or default_gemm_efficiency(cl.gpu, prec.dtype("compute"))[0],
-            S.eta_gemm16: plan.efficiency.gemm or default_gemm_efficiency(cl.gpu, "bf16")[0],
+            # η_attn: the plan's, else half the GEMM efficiency of the core's dtype (BF16 under FP8)
+            S.eta_attn: plan.efficiency.attention
+            or (plan.efficiency.gemm or default_gemm_efficiency(cl.gpu, core_dtype(prec))[0]) / 2,
             S.eta: plan.efficiency.mfu or 1.0,
             S.goodput: plan.efficiency.goodput or 1.0,
             S.kappa: DEFAULT_ELEMENTWISE_PASSES if plan.efficiency.elementwise_passes is None else plan.efficiency.elementwise_passes,

@@ -12,8 +12,13 @@ writes
     [efficiency]
     gemm = 0.71
 
-to a TOML file. A plan takes it with the top-level key ``include = ["calibration.toml"]``
-(the plan's own keys win). Needs ``torch`` (``pip install torch``); no network.
+to a TOML file, with ``attention = …``: the fused causal attention kernel
+(``torch.nn.functional.scaled_dot_product_attention``, FlashAttention-backed on recent
+GPUs) timed forward + backward at the plan's head shape, as a fraction of the peak on the
+FLOPs the kernel executes (the FlashAttention papers' count: causal forward
+``2·b·heads·s²·d``, backward 2.5 × that). A plan takes the file with the top-level key
+``include = ["calibration.toml"]`` (the plan's own keys win). Needs ``torch``
+(``pip install torch``); no network.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 
 from .errors import LlmplanError
 
-__all__ = ["gemm_shapes", "measure_gemm", "calibrate", "add_cli"]
+__all__ = ["add_cli", "attention_shape", "calibrate", "gemm_shapes", "measure_attention", "measure_gemm"]
 
 #: GEMM shapes (m, k, n) used without a plan: square-ish training GEMMs of a 7B–70B model.
 DEFAULT_SHAPES: tuple[tuple[int, int, int], ...] = ((8192, 4096, 4096), (8192, 4096, 11008), (8192, 11008, 4096), (8192, 8192, 8192))
@@ -51,6 +56,58 @@ def gemm_shapes(plan) -> list[tuple[int, int, int]]:
         if min(shape) > 0 and shape not in out:
             out.append(shape)
     return out
+
+
+#: Attention shape (batch, heads, sequence, head dim) used without a plan: a 7B model's 4K sequence.
+DEFAULT_ATTENTION: tuple[int, int, int, int] = (1, 32, 4096, 128)
+
+
+def attention_shape(plan) -> tuple[int, int, int, int] | None:
+    """(micro-batch, heads on one GPU, sequence on one GPU, head dim) of ``plan``'s attention
+    kernel (``heads ÷ tp``, ``seq_len ÷ cp``); ``None`` without FlashAttention or for MLA
+    (whose query/key and value head dims differ)."""
+    model, par = plan.model, plan.parallelism
+    if not par.flash_attention or model.mla is not None:
+        return None
+    return (par.micro_batch, model.heads // par.tp, plan.method.seq_len // par.cp, model.d_head)
+
+
+def causal_attention_flops(b: int, heads: int, s: int, d: int) -> float:
+    """FLOPs a causal FlashAttention kernel executes, forward + backward: the forward's two
+    matrix multiplies ``2·(2·s·s·d)`` halved by the mask, the backward 2.5 × the forward
+    (five matrix multiplies, one recomputing ``QKᵀ``) — Dao 2023, FlashAttention-2 §4.1."""
+    forward = 2 * 2 * b * heads * s * s * d / 2
+    return 3.5 * forward
+
+
+def measure_attention(shape: tuple[int, int, int, int], *, device: str = "cuda", dtype: str = "bf16", repeat: int = 10) -> dict[str, Any]:
+    """Time ``repeat`` forward + backward passes of causal scaled-dot-product attention."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:  # pragma: no cover - exercised only without torch
+        raise LlmplanError("llmplan calibrate needs PyTorch: pip install torch") from None
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32, "tf32": torch.float32}[dtype]
+    b, heads, s, d = shape
+    q, k, v = (torch.randn(b, heads, s, d, device=device, dtype=torch_dtype, requires_grad=True) for _ in range(3))
+    grad = torch.randn(b, heads, s, d, device=device, dtype=torch_dtype)
+
+    def step():
+        F.scaled_dot_product_attention(q, k, v, is_causal=True).backward(grad)
+
+    def sync():
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    for _ in range(2):  # warm-up
+        step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        step()
+    sync()
+    seconds = (time.perf_counter() - t0) / repeat
+    return {"shape": list(shape), "seconds": seconds, "flops_per_second": causal_attention_flops(*shape) / seconds}
 
 
 def measure_gemm(shapes: Sequence[tuple[int, int, int]], *, device: str = "cuda", dtype: str = "bf16", repeat: int = 20) -> dict[str, Any]:
@@ -116,12 +173,17 @@ def calibrate(
     *,
     peak: float,
     shapes: Sequence[tuple[int, int, int]] = DEFAULT_SHAPES,
+    attention: tuple[int, int, int, int] | None = DEFAULT_ATTENTION,
     device: str = "cuda",
     dtype: str = "bf16",
     repeat: int = 20,
     out: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Measure, divide by ``peak`` (FLOP/s) and optionally write the ``[efficiency]`` TOML."""
+    """Measure, divide by ``peak`` (FLOP/s) and optionally write the ``[efficiency]`` TOML.
+
+    ``attention``: (batch, heads, sequence, head dim) of the causal attention kernel to
+    time as well (``None``: GEMMs only).
+    """
     result = measure_gemm(shapes, device=device, dtype=dtype, repeat=repeat)
     result["efficiency_at_shapes"] = result["flops_per_second"] / peak
     eff = large_gemm_efficiency(result["shapes"], peak, result["sms"])
@@ -132,6 +194,15 @@ def calibrate(
         )
     result["efficiency"] = min(eff, 1.0)
     result["peak"] = peak
+    if attention is not None:
+        att = measure_attention(attention, device=device, dtype=dtype, repeat=max(1, repeat // 2))
+        att_eff = att["flops_per_second"] / peak
+        if not 0 < att_eff <= 1.05:
+            raise LlmplanError(
+                f"measured {att['flops_per_second'] / 1e12:.1f} TFLOP/s of causal attention against a peak of "
+                f"{peak / 1e12:.1f} TFLOP/s: the peak is wrong for this device and dtype; give --peak"
+            )
+        result["attention"] = {**att, "efficiency": min(att_eff, 1.0)}
     if out is not None:
         lines = [
             f"# measured by llmplan calibrate on {result['device']} ({dtype}, torch {result['torch']}) "
@@ -140,10 +211,17 @@ def calibrate(
             + ", ".join(f"{s['m']}x{s['k']}x{s['n']}" for s in result["shapes"]),
             f"# = {result['efficiency_at_shapes']:.3f} of peak at these shapes; gemm below is the large-GEMM "
             f"efficiency after removing llmplan's tile/wave quantisation ({result['sms'] or 'unknown'} SMs)",
-            "[efficiency]",
-            f"gemm = {result['efficiency']:.6g}",
-            "",
         ]
+        if "attention" in result:
+            a = result["attention"]
+            lines.append(
+                f"# causal attention (b, heads, s, d) = {tuple(a['shape'])}: {a['flops_per_second'] / 1e12:.1f} TFLOP/s "
+                "on the FLOPs the kernel executes (forward + backward = 3.5 × the causal forward)"
+            )
+        lines += ["[efficiency]", f"gemm = {result['efficiency']:.6g}"]
+        if "attention" in result:
+            lines.append(f"attention = {result['attention']['efficiency']:.6g}")
+        lines.append("")
         Path(out).write_text("\n".join(lines), encoding="utf-8")
     return result
 
@@ -183,13 +261,16 @@ def add_cli(subparsers) -> None:
     p.add_argument("--device", default="cuda", help="torch device (cuda, cuda:1, cpu)")
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "tf32", "fp32"])
     p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--no-attention", action="store_true", help="time the GEMMs only, not the causal attention kernel")
     p.set_defaults(func=_cmd)
 
 
 def _cmd(args) -> int:
     from . import catalog, load, units
 
-    shapes = gemm_shapes(load(args.plan)) if args.plan else list(DEFAULT_SHAPES)
+    plan = load(args.plan) if args.plan else None
+    shapes = gemm_shapes(plan) if plan is not None else list(DEFAULT_SHAPES)
+    attention = None if args.no_attention else (attention_shape(plan) if plan is not None else DEFAULT_ATTENTION)
     if args.peak:
         peak = units.parse(args.peak, "flops_per_second", what="--peak")
     else:
@@ -204,9 +285,12 @@ def _cmd(args) -> int:
         if args.dtype not in gpu.peak:
             raise LlmplanError(f"{gid} has no {args.dtype} peak in the catalog; give --peak")
         peak = gpu.peak[args.dtype]
-    result = calibrate(peak=peak, shapes=shapes, device=args.device, dtype=args.dtype, repeat=args.repeat, out=args.out)
+    result = calibrate(
+        peak=peak, shapes=shapes, attention=attention, device=args.device, dtype=args.dtype, repeat=args.repeat, out=args.out
+    )
+    att = f", attention = {result['attention']['efficiency']:.3f}" if "attention" in result else ""
     print(
         f"{result['device']}: {result['flops_per_second'] / 1e12:,.1f} TFLOP/s of {peak / 1e12:,.1f} "
-        f"→ gemm = {result['efficiency']:.3f}; wrote {args.out} (use it with include = [\"{args.out}\"])"
+        f"→ gemm = {result['efficiency']:.3f}{att}; wrote {args.out} (use it with include = [\"{args.out}\"])"
     )
     return 0

@@ -731,6 +731,13 @@ class Efficiency(_Checked):
             measured maximum achievable matmul rate ÷ its peak (A100 0.600, H100 SXM
             BF16 0.554, FP8 0.489), :data:`DEFAULT_GEMM_EFFICIENCY` where the catalog
             has no such measurement. The value applies to every dtype of the plan.
+        attention: achieved fraction of dense peak in the fused (FlashAttention) attention
+            kernel, on the FLOPs it executes — a causal kernel skips the masked half, the
+            convention of the FlashAttention papers (forward + backward = 3.5 × the causal
+            forward) and of ``llmplan calibrate`` (``η_attn``). Default: half the GEMM
+            efficiency of the kernel's dtype (BF16 under FP8 compute): about 0.3, the level
+            of FlashAttention-2 on an H100 (Shah et al. 2024: 35 %); FlashAttention-3 reaches
+            0.6–0.75 there.
         goodput: fraction of wall-clock time spent on productive steps; the run's
             wall-clock time (and GPU-hours, energy, cost) is the uninterrupted
             time ÷ goodput, MFU stays the steady-state figure. Default 1 (no losses);
@@ -749,6 +756,7 @@ class Efficiency(_Checked):
 
     mfu: float | None = None
     gemm: float | None = None
+    attention: float | None = None
     elementwise_passes: float | None = None
     goodput: float | None = None
     memory_overhead: int | float | None = None
@@ -756,7 +764,7 @@ class Efficiency(_Checked):
 
     def _problems(self) -> list[Problem]:
         p: list[Problem] = []
-        for name in ("mfu", "gemm", "goodput", "memory_bandwidth"):
+        for name in ("mfu", "gemm", "attention", "goodput", "memory_bandwidth"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and 0 < value <= 1):
                 p.append(Problem(name, f"{value!r} is not in (0, 1]"))

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import llmplan
+from llmplan import symbols as S
 from llmplan.analysis import evolve_path, ranges, sensitivity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,8 +35,11 @@ def test_cost_elasticity_to_price_is_one():
 def test_elasticity_matches_a_finite_difference():
     est = llmplan.estimate(PLAN)
     elastic = {name: e for name, e, _ in sensitivity(est, "time.days")}
-    up = llmplan.estimate(evolve_path(PLAN, "efficiency.gemm", 0.6 * 1.001))
-    down = llmplan.estimate(evolve_path(PLAN, "efficiency.gemm", 0.6 / 1.001))
+    # η_attn defaults to η_gemm / 2: hold it at the plan's value so that only η_gemm moves
+    fixed = evolve_path(PLAN, "efficiency.attention", float(est.values[S.eta_attn]))
+    eta = float(est.values[S.eta_gemm])
+    up = llmplan.estimate(evolve_path(fixed, "efficiency.gemm", eta * 1.001))
+    down = llmplan.estimate(evolve_path(fixed, "efficiency.gemm", eta / 1.001))
     import math
 
     numeric = (math.log(up.value("time.days")) - math.log(down.value("time.days"))) / (2 * math.log(1.001))

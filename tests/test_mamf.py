@@ -64,13 +64,16 @@ def test_plan_binds_the_gpu_default_and_the_plan_override_wins():
     plan = llama7b_h100_plan()
     est = estimate(plan)
     assert est.values[S.eta_gemm] == pytest.approx(0.69 * 794.5 / 989.4)
-    assert est.values[S.eta_gemm16] == pytest.approx(0.69 * 794.5 / 989.4)
+    assert est.values[S.eta_attn] == pytest.approx(0.69 * 794.5 / 989.4 / 2)  # half, on causal FLOPs
     # the same plan with that η_gemm written out gives the same step time
     explicit = attrs.evolve(plan, efficiency=Efficiency(gemm=0.69 * 794.5 / 989.4))
     assert float(estimate(explicit).value("time.step_seconds")) == pytest.approx(float(est.value("time.step_seconds")), rel=1e-12)
     # an override applies to every dtype
     over = estimate(attrs.evolve(plan, efficiency=Efficiency(gemm=0.5)))
-    assert (over.values[S.eta_gemm], over.values[S.eta_gemm16]) == (0.5, 0.5)
+    assert (over.values[S.eta_gemm], over.values[S.eta_attn]) == (0.5, 0.25)
+    # and [efficiency] attention sets the attention kernel alone
+    attn = estimate(attrs.evolve(plan, efficiency=Efficiency(attention=0.6)))
+    assert (attn.values[S.eta_gemm], attn.values[S.eta_attn]) == (est.values[S.eta_gemm], 0.6)
     # a test GPU without a mamf table keeps 0.6
     assert estimate(make_plan()).values[S.eta_gemm] == 0.6
 
@@ -79,22 +82,21 @@ def test_fp8_gemms_at_the_fp8_figure_and_the_attention_core_at_bf16s():
     plan = attrs.evolve(llama7b_h100_plan(), precision=Precision(compute="fp8"))
     est = estimate(plan)
     assert est.values[S.eta_gemm] == pytest.approx(0.69 * 1402.6 / 1978.9)
-    assert est.values[S.eta_gemm16] == pytest.approx(0.69 * 794.5 / 989.4)
-    # the compute time's attention-core term is F_core ÷ (N · F_peak16 · η16): evaluating
-    # its expression with η16 doubled must remove exactly half of that term, and η_gemm
-    # (the FP8 GEMMs) must not enter it
+    assert est.values[S.eta_attn] == pytest.approx(0.69 * 794.5 / 989.4 / 2)  # BF16's, halved
+    # the compute time's attention-core term is F_core ÷ (N · 2 · F_peak16 · η_attn): evaluating
+    # its expression with η_attn doubled must remove exactly half of that term
     from llmplan.bindings import evaluate
 
     expr = est.definitions.items["time.compute_seconds"].expr
     base = float(evaluate(expr, est.values))
     assert base == pytest.approx(float(est.value("time.compute_seconds")), rel=1e-12)
     doubled = dict(est.values)
-    doubled[S.eta_gemm16] = 2 * est.values[S.eta_gemm16]
+    doubled[S.eta_attn] = 2 * est.values[S.eta_attn]
     core_half = base - float(evaluate(expr, doubled))
     assert core_half > 0
     quadrupled = dict(est.values)
-    quadrupled[S.eta_gemm16] = 4 * est.values[S.eta_gemm16]
-    # core/2 removed by doubling, 3·core/4 by quadrupling: the core term is ∝ 1/η16
+    quadrupled[S.eta_attn] = 4 * est.values[S.eta_attn]
+    # core/2 removed by doubling, 3·core/4 by quadrupling: the core term is ∝ 1/η_attn
     assert base - float(evaluate(expr, quadrupled)) == pytest.approx(1.5 * core_half, rel=1e-9)
 
 
@@ -123,3 +125,18 @@ def test_gpu_entry_mamf_round_trips_and_is_checked(tmp_path):
     with pytest.raises(LlmplanError) as err:
         attrs.evolve(GPU_A100, mamf={"bf61": 200e12})
     assert "mamf.bf61" in str(err.value) and "bf16" in str(err.value)
+
+
+def test_attention_kernel_time_by_hand():
+    # Llama 2 7B, 4096-token sequences, 1024 per step on 64 H100, no recomputation.
+    # Per token and layer the full (non-causal) core FLOPs are: forward 4·s·h (QKᵀ and P·V),
+    # backward twice that, plus FlashAttention's recomputed QKᵀ 2·s·h = 14·s·h; the causal
+    # kernel executes half of them at η_attn of the 989.4 TFLOP/s BF16 peak.
+    base = attrs.evolve(llama7b_h100_plan(), parallelism=attrs.evolve(llama7b_h100_plan().parallelism, recompute="none"))
+    s, h, layers, seqs, gpus, peak = 4096, 4096, 32, 1024, 64, 989.4e12
+    executed = layers * 14 * s * h * seqs * s / 2
+    t = {}
+    for eta in (0.25, 0.5):
+        est = estimate(attrs.evolve(base, efficiency=Efficiency(attention=eta)))
+        t[eta] = float(est.value("time.compute_seconds"))
+    assert t[0.25] - t[0.5] == pytest.approx(executed / (gpus * peak) * (1 / 0.25 - 1 / 0.5), rel=1e-9)

@@ -29,7 +29,7 @@ from typing import Any
 
 import sympy
 
-from ..symbols import B, D, N, W_hbm, eta, eta_gemm, eta_gemm16, m, n_sm, p, q_a, q_g, q_m, q_o, q_w, s, v, F_peak  # noqa: F401
+from ..symbols import B, D, N, W_hbm, eta, eta_attn, eta_gemm, m, n_sm, p, q_a, q_g, q_m, q_o, q_w, s, v, F_peak  # noqa: F401
 from . import Definitions, formula
 
 NARAYANAN = "Narayanan et al. 2021 §2.2 (bubble (p−1)/(v·m)), eq. (4)"
@@ -261,10 +261,10 @@ def define(q: Definitions) -> None:
             QUANTISATION,
         )
         if plan.parallelism.flash_attention:
-            # the fused attention core runs at η_gemm; FP8 recipes keep it in BF16. It is
-            # charged its full (non-causal) FLOPs: a causal kernel skipping half the tiles at
-            # η_gemm/2 ≈ 0.28 of peak on H100, FlashAttention-2's H100 level (Shah et al. 2024,
-            # FlashAttention-3, abstract: 35 %) — an approximation, see docs/concepts.md
+            # the fused attention core: FLOPs counted in full (non-causal), of which a causal
+            # kernel executes half, at η_attn ([efficiency] attention; default η_gemm/2 of the
+            # core's dtype ≈ 0.28 on H100, FlashAttention-2's H100 level: Shah et al. 2024,
+            # FlashAttention-3, abstract: 35 %). FP8 recipes keep it in BF16. docs/concepts.md
             rec_core = plan.parallelism.recompute == "full" or "core_attn" in plan.parallelism.selective_modules
             passes = 3 + (1 if rec_core else 0)
             core_tok = passes * attention_core_per_token(plan.model) + flash_backward_recompute_per_token(plan.model)
@@ -275,11 +275,12 @@ def define(q: Definitions) -> None:
                 core_layers = L + L_mtp
             F_core = core_layers * core_tok * B * s
             fp8 = plan.precision.dtype("compute") == "fp8"
-            core_rate = F_peak16 * eta_gemm16 if fp8 else F_peak * eta_gemm
+            # the kernel executes half of the full count (the causal mask skips the rest) at η_attn
+            core_rate = 2 * (F_peak16 if fp8 else F_peak) * eta_attn
             compute = (F_step - F_core) / (N * F_peak * eta_shape) + F_core / (N * core_rate)
-            compute_src = "GEMMs at η_shape, FlashAttention's fused core at η_gemm"
+            compute_src = "GEMMs at η_shape, FlashAttention's fused causal core at η_attn"
             if plan.precision.dtype("compute") == "fp8":
-                compute_src += " of the BF16 peak at BF16's η (FP8 covers the GEMMs only: DeepSeek-V3 report §3.3)"
+                compute_src += " of the BF16 peak (FP8 covers the GEMMs only: DeepSeek-V3 report §3.3)"
         else:
             compute = F_step / (N * F_peak * eta_shape)
             compute_src = "every matrix multiply, the unfused attention core's batched GEMMs included, at η_shape"
