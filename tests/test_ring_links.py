@@ -119,3 +119,23 @@ def test_zero3_gathers_and_reduces_every_micro_batch():
     est1 = estimate(base)
     once = 2 * 63 / 64 * grads / bw + 2 * 63 * alpha
     assert est1.value("communication.dp_seconds") == pytest.approx(once, rel=1e-9)
+
+
+def test_zero2_reduce_scatters_every_micro_batch_and_gathers_once():
+    """ZeRO-2 holds only its gradient shard, so each of the m = 4 micro-batches' backward
+    reduce-scatters the gradients ((n−1)/n of the buffer, n−1 ring steps) and the updated
+    parameters are all-gathered once per step: 5 half all-reduces."""
+    from llmplan.plan import Parallelism as P
+
+    base = plan(tp=1)
+    est = estimate(Plan(model=base.model, method=base.method, cluster=base.cluster, parallelism=P(tp=1, zero=2)))
+    bw = 450e9 * catalog.link("nvlink4").efficiency
+    alpha = catalog.link("ib-ndr").latency
+    grads = 2 * est.value("memory.params_on_gpu.trainable")
+    half = 63 / 64 * grads / bw + 63 * alpha  # one reduce-scatter or all-gather over 64 ranks
+    assert est.value("communication.dp_seconds") == pytest.approx((4 + 1) * half, rel=1e-9)
+    assert est.value("communication.dp_bytes") == pytest.approx(5 * 63 / 64 * grads, rel=1e-9)
+    # one micro-batch per step: exactly ZeRO-1's single all-reduce
+    one = Method(tokens=base.method.tokens, seq_len=base.method.seq_len, global_batch=64)
+    est1 = estimate(Plan(model=base.model, method=one, cluster=base.cluster, parallelism=P(tp=1, zero=2)))
+    assert est1.value("communication.dp_seconds") == pytest.approx(2 * half, rel=1e-9)

@@ -162,6 +162,14 @@ def define(q: Definitions) -> None:
             sympy.Rational(3, 2) * ring_allreduce_bytes(n_dp, grad_buffer) / W_dp + 3 * L_s * (n_dp - 1) * alpha_dp
         )
         dp_desc = "ZeRO-3 parameter all-gathers (forward and backward) and gradient reduce-scatters, every micro-batch"
+    elif par.zero == 2:
+        # ZeRO-2 / FSDP SHARD_GRAD_OP keeps only its shard of the gradients, so it cannot
+        # accumulate a full gradient over micro-batches: every micro-batch's backward
+        # reduce-scatters (Rajbhandari et al. 2020 §5.2), and the updated parameters are
+        # all-gathered once per step — (m + 1) half all-reduces (one all-reduce when m = 1)
+        dp_bytes = (m + 1) / 2 * ring_allreduce_bytes(n_dp, grad_buffer)
+        dp_time = (m + 1) / 2 * ring_allreduce_seconds(n_dp, grad_buffer, alpha_dp, W_dp)
+        dp_desc = "ZeRO-2 gradient reduce-scatter every micro-batch, parameter all-gather once per step"
     else:
         dp_bytes = ring_allreduce_bytes(n_dp, grad_buffer)
         dp_time = ring_allreduce_seconds(n_dp, grad_buffer, alpha_dp, W_dp)
