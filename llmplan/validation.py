@@ -1711,10 +1711,11 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def comparison_rows(report: Report) -> list[list[str]]:
-    """The main table's rows: run, layout, metric, predicted, published, error."""
+def comparison_rows(report: Report, groups: Iterable[str] | None = None) -> list[list[str]]:
+    """The main table's rows: run, layout, metric, predicted, published, error (only the
+    runs of ``groups`` when given)."""
     rows = []
-    for res in report.results:
+    for res in _in_groups(report, groups):
         for c in res.comparisons:
             m = METRICS[c.metric]
             rows.append(
@@ -1770,9 +1771,14 @@ def text_table(report: Report) -> str:
     return "\n".join(out)
 
 
-def breakdown_rows(report: Report) -> list[list[str]]:
+def _in_groups(report: Report, groups: Iterable[str] | None) -> list[RunResult]:
+    keep = None if groups is None else set(groups)
+    return [r for r in report.results if keep is None or r.run.group in keep]
+
+
+def breakdown_rows(report: Report, groups: Iterable[str] | None = None) -> list[list[str]]:
     rows = []
-    for res in report.results:
+    for res in _in_groups(report, groups):
         b = res.breakdown
         step = b["step"]
 

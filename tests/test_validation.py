@@ -251,3 +251,21 @@ def test_sources_partition_the_primary_comparisons():
     assert shared.n == sum(1 for c in primary if c.run == "megatron-t1-1t") == 1
     assert extra.n == 2
     assert shared.n + extra.n == report.overall.n == len(primary)
+
+
+def test_docs_block_folds_the_long_measured_tables(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("validate_runs", ROOT / "benchmarks" / "validate_runs.py")
+    vr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vr)
+    doc = tmp_path / "validation.md"
+    doc.write_text(f"# V\n\n{vr.BEGIN}\nold\n{vr.END}\n\ntail\n", encoding="utf-8")
+    report = validation.validate(["megatron-t1-1t", "mpt-a100-40gb-125m-2048-64"], spread=False)
+    assert vr.refresh_docs(report, doc)
+    text = doc.read_text(encoding="utf-8")
+    assert "old" not in text and text.endswith("tail\n")
+    # the Megatron row in the open table, the MPT row only inside a collapsible block, indented
+    opened, folded = text.split('??? note "llm-foundry-a100-40gb: 1 rows"', 1)
+    assert "Megatron GPT 1T (T1)" in opened and "MPT-125M" not in opened.split("### Where")[0]
+    assert "\n    | MPT-125M 2048 tok" in folded
