@@ -640,6 +640,43 @@ def _production() -> list[Run]:
         )
     )
 
+    # LLaMA-1 7B / 13B / 33B: Table 15's GPU-hours; GPU count not published (65B: 2048 A100).
+    for rid, label, key, layers, hidden, heads, ffn, tokens, gpus, tp, hours in (
+        ("llama1-7b", "LLaMA-1 7B", "llama1_7b", 32, 4096, 32, 11008, 1.0e12, 1024, 1, 82432.0),
+        ("llama1-13b", "LLaMA-1 13B", "llama1_13b", 40, 5120, 40, 13824, 1.0e12, 1024, 2, 135168.0),
+        ("llama1-33b", "LLaMA-1 33B", "llama1_33b", 60, 6656, 52, 17920, 1.4e12, 2048, 4, 530432.0),
+    ):
+        model = attrs.evolve(
+            llama1,
+            name=label,
+            layers=layers,
+            hidden=hidden,
+            heads=heads,
+            ffn=ffn,
+            source=f"Touvron et al. 2023 (LLaMA) Table 2; ffn {ffn} from the HF LLaMA config",
+        )
+        out.append(
+            _llama_run(
+                rid,
+                label,
+                key,
+                model,
+                A100,
+                gpus,
+                tp,
+                2048,
+                2048,
+                tokens,
+                (Ref("gpu_hours", hours, f"runs.{key}.gpu_hours"),),
+                (),
+                f"GPU count not published: {gpus} A100 80GB assumed (the 65B used 2048); it only enters "
+                "through communication",
+                "global batch 2048 sequences of 2048 tokens = 4M tokens (LLaMA paper Table 2; not in published.toml)",
+                "Touvron et al. 2023, LLaMA, Table 2 (shape, tokens) and Table 15 (GPU-hours)",
+                (512, 1024, 2048),
+            )
+        )
+
     card3 = "meta-llama/llama-models models/llama3/MODEL_CARD.md (GPU-hours on H100-80GB, 15T+ tokens, 8k sequences)"
     for rid, label, key, cat_id, gpus, tp, hours in (
         ("llama3-8b", "Llama 3 8B", "llama3_8b", "llama-3.1-8b", 1024, 1, 1.3e6),
