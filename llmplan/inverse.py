@@ -159,8 +159,11 @@ def _scan(base: Plan, counts: Sequence[int], deadline_seconds: float | None, *, 
 
     Returns ``(per_count, evaluated)``: per count with a layout that fits (and meets the
     deadline), ``{"seconds": fastest total seconds, "gpu_hours": fewest GPU-hours}``.
+    Layouts the usual frameworks do not run (:data:`llmplan.search.UNSUPPORTED`: ZeRO-2/3
+    with pipeline stages, DualPipe with too few micro-batches …) do not count: an answer
+    must be a layout a team can launch, the same set ``_best_report`` then ranks.
     """
-    from .search import layout_space
+    from .search import layout_space, unsupported_mask
     from .sweep import sweep
 
     per_count: dict[int, dict[str, float]] = {}
@@ -174,7 +177,7 @@ def _scan(base: Plan, counts: Sequence[int], deadline_seconds: float | None, *, 
         chunk = list(counts[i : i + step])
         sw = sweep(base, **layout_space(base, chunk))
         evaluated += len(sw)
-        ok = sw.fits.copy()
+        ok = sw.fits & ~unsupported_mask(base, sw.layout)
         secs = sw.results["time.total_seconds"]
         if deadline_seconds is not None:
             ok &= secs <= deadline_seconds
@@ -206,7 +209,7 @@ def _lower_bound(base: Plan, deadline_seconds: float) -> int:
 def _best_report(base: Plan, gpus: int, deadline_seconds: float | None, objective: str) -> dict[str, Any] | None:
     from .search import search
 
-    res = search(base, gpus=gpus, objective=objective, top=1, deadline_seconds=deadline_seconds)
+    res = search(base, gpus=gpus, objective=objective, top=1, deadline_seconds=deadline_seconds, unsupported="drop")
     return res["layouts"][0] if res["layouts"] else None
 
 

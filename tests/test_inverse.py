@@ -24,7 +24,7 @@ from llmplan.inverse import (
     tokens_in,
 )
 from llmplan.plan import Cost, OnPrem, Parallelism, Plan
-from llmplan.search import layout_space
+from llmplan.search import layout_space, unsupported_mask
 from llmplan.sweep import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,10 +48,11 @@ def _plan_of(plan: Plan, report: dict, **changes) -> Plan:
 
 
 def _feasible_counts(plan: Plan, counts, deadline: float) -> set[int]:
-    """Counts with a layout that fits and meets the deadline, by a plain sweep."""
+    """Counts with a layout that fits, meets the deadline and is one the usual frameworks
+    run (no ZeRO-2/3 with pipeline stages …), by a plain sweep."""
     base = _on_gpu(plan, plan.cluster.gpu)
     sw = sweep(base, **layout_space(base, counts))
-    ok = sw.fits & (sw.results["time.total_seconds"] <= deadline)
+    ok = sw.fits & (sw.results["time.total_seconds"] <= deadline) & ~unsupported_mask(base, sw.layout)
     return {int(g) for g in np.unique(sw.layout["gpus"][ok])}
 
 
@@ -90,6 +91,39 @@ def test_fewest_gpus_meets_the_deadline_and_no_smaller_count_does():
     # the answer's layout re-estimates to the same time
     est = llmplan.estimate(_plan_of(LLAMA70, r["layout"]))
     assert est.value("time.days") == pytest.approx(r["days"], rel=1e-9)
+
+
+def test_fewest_gpus_answers_only_with_layouts_frameworks_run():
+    # under framework = "hf" selective recomputation is unsupported (HF models checkpoint
+    # whole layers); ZeRO-2/3 with pp > 1 is unsupported everywhere
+    plan = attrs.evolve(LLAMA70, parallelism=attrs.evolve(LLAMA70.parallelism, framework="hf"))
+    r = fewest_gpus(plan, 30 * DAY)
+    n = r["gpus"]
+    assert n is not None and r["layout"]["unsupported"] == []
+    assert r["layout"]["parallelism"]["recompute"] != "selective"
+    assert not (r["layout"]["parallelism"]["pp"] > 1 and r["layout"]["parallelism"]["zero"] >= 2)
+    below = [c for c in candidate_counts(_on_gpu(plan, plan.cluster.gpu), 1, n) if c < n]
+    assert not _feasible_counts(plan, below, 30 * DAY)
+    assert n in _feasible_counts(plan, [n], 30 * DAY)
+
+
+def test_fewest_gpus_skips_a_count_only_an_unsupported_layout_makes_in_time():
+    # at 40 GPUs the fastest Llama 2 70B layout is ZeRO-3 with pipeline stages (unsupported);
+    # the fastest supported one is slower. A deadline between the two must not be answered
+    # with 40 GPUs and the unsupported layout.
+    base = _on_gpu(LLAMA70, LLAMA70.cluster.gpu)
+    counts = [c for c in candidate_counts(base, 1, 48) if c <= 40]
+    assert counts[-1] == 40
+    sw = sweep(base, **layout_space(base, counts))
+    bad, g, secs = unsupported_mask(base, sw.layout), sw.layout["gpus"], sw.results["time.total_seconds"]
+    fastest_any = secs[sw.fits & (g == 40)].min()
+    fastest_supported = secs[sw.fits & ~bad & (g == 40)].min()
+    assert fastest_any < fastest_supported
+    deadline = (fastest_any + fastest_supported) / 2
+    assert not (sw.fits & (g < 40) & (secs <= deadline)).any()  # nothing smaller is in time
+    r = fewest_gpus(LLAMA70, deadline)
+    assert r["gpus"] > 40 and r["layout"]["unsupported"] == []
+    assert r["layout"]["time"]["days"] * DAY <= deadline
 
 
 def test_fewest_gpus_other_type_and_impossible_deadline():
