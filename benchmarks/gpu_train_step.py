@@ -1,0 +1,190 @@
+"""Measure real training steps of Llama-style models and put llmplan's prediction beside them.
+
+Issue #5, Deliver 4. For each case (model shape × sequence length × checkpointing) this
+script builds the Hugging Face ``LlamaForCausalLM`` from a config (random weights, nothing
+downloaded), trains a few steps in pure bf16 with ``torch.optim.AdamW`` (states in the
+parameters' dtype: llmplan's ``bf16-pure`` preset), and records
+
+* ``torch.cuda.max_memory_allocated`` over the measured steps (CUDA only),
+* the median step time after warm-up,
+* achieved TFLOP/s = llmplan's model FLOPs of the step ÷ the measured time,
+
+next to llmplan's ``memory.per_gpu.total`` and ``time.step_seconds`` for the plan of the same
+model (read from the same config with :func:`llmplan.hf.from_hf_config`), one GPU,
+``framework = "hf"``, ``recompute = "full"`` when gradient checkpointing is on. The parameter
+count of the real module is checked against llmplan's before anything is timed.
+
+Run it on the GPU (writes ``benchmarks/results/gpu-train-steps.json`` and ``.md``)::
+
+    python benchmarks/gpu_train_step.py --gpu h200-sxm            # default matrix, ~5 min on an H200
+    python benchmarks/gpu_train_step.py --cases 1b:2048:0 --steps 3
+
+On a machine without a GPU ``--device cpu --tiny`` runs the same code on a two-layer model
+(timing only; the test suite does this in ``tests/oracle/test_oracle_gpu_step.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Llama-style shapes (HF LlamaConfig keys). 1b/3b: Llama 3.2 1B/3B; 8b: Llama 3 8B (their config.json values).
+SHAPES: dict[str, dict[str, Any]] = {
+    "1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+               num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=True, head_dim=64),
+    "3b": dict(hidden_size=3072, intermediate_size=8192, num_hidden_layers=28, num_attention_heads=24,
+               num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=True, head_dim=128),
+    "8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+               num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=False, head_dim=128),
+    "tiny": dict(hidden_size=128, intermediate_size=352, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, vocab_size=1000, tie_word_embeddings=False, head_dim=32),
+}
+
+#: (shape, sequence length, gradient checkpointing) measured by default; micro-batch 1.
+DEFAULT_CASES = ("1b:2048:0", "1b:8192:0", "1b:8192:1", "3b:4096:0", "3b:4096:1", "8b:2048:1", "8b:8192:1")
+
+
+def hf_config(shape: str, seq: int) -> dict[str, Any]:
+    """The ``config.json`` mapping of a shape (rope and norm as Llama 3)."""
+    return {
+        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_act": "silu",
+        "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "max_position_embeddings": max(seq, 8192),
+        "attention_bias": False, "mlp_bias": False, "attention_dropout": 0.0, "torch_dtype": "bfloat16",
+        **SHAPES[shape],
+    }
+
+
+def prediction(config: dict[str, Any], seq: int, batch: int, ckpt: bool, gpu: str) -> dict[str, Any]:
+    """llmplan's estimate of one step of this case on one ``gpu``."""
+    import llmplan
+    from llmplan import catalog
+    from llmplan.hf import from_hf_config
+
+    model, _ = from_hf_config(config, name=f"llama-style {config['hidden_size']}")
+    plan = llmplan.Plan(
+        model=model,
+        method=llmplan.Method(kind="pretrain", tokens=seq * batch * 1000, seq_len=seq, global_batch=batch),
+        precision=llmplan.Precision(preset="bf16-pure"),
+        cluster=llmplan.Cluster(gpu=catalog.gpu(gpu), gpus=1),
+        parallelism=llmplan.Parallelism(micro_batch=batch, recompute="full" if ckpt else "none", framework="hf"),
+    )
+    est = llmplan.estimate(plan)
+    return {
+        "params": int(est.value("params.total")),
+        "memory_bytes": float(est.value("memory.per_gpu.total")),
+        # the part of the total outside the caching allocator's count (CUDA context,
+        # framework reserve): compare max_memory_allocated with memory_bytes − other
+        "other_bytes": float(est.value("memory.per_gpu.other")),
+        "step_seconds": float(est.value("time.step_seconds")),
+        "model_flops_per_step": float(est.value("flops.per_step")),
+        "tflops_per_gpu": float(est.value("time.tflops_per_gpu")),
+    }
+
+
+def measure(config: dict[str, Any], seq: int, batch: int, ckpt: bool, *, device: str, steps: int, warmup: int) -> dict[str, Any]:
+    """Train ``warmup + steps`` real steps; median time of the last ``steps`` and peak memory."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(**{k: v for k, v in config.items() if k not in ("model_type", "architectures", "torch_dtype")})
+    cfg._attn_implementation = "sdpa"
+    cfg.use_cache = False
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = LlamaForCausalLM(cfg).to(torch.bfloat16)
+    params = sum(p.numel() for p in model.parameters())
+    if ckpt:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, **({"fused": True} if device.startswith("cuda") else {}))
+    ids = torch.randint(0, cfg.vocab_size, (batch, seq), device=device)
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    times = []
+    for i in range(warmup + steps):
+        if cuda and i == warmup:
+            torch.cuda.reset_peak_memory_stats()
+        sync()
+        t0 = time.perf_counter()
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    out = {"params": params, "step_seconds": statistics.median(times), "step_seconds_all": times,
+           "peak_memory_bytes": float(torch.cuda.max_memory_allocated()) if cuda else None,
+           "device": torch.cuda.get_device_name() if cuda else device, "torch": torch.__version__}
+    del model, opt
+    if cuda:
+        torch.cuda.empty_cache()
+    return out
+
+
+def run_case(case: str, *, gpu: str, device: str, steps: int, warmup: int, batch: int = 1) -> dict[str, Any]:
+    shape, seq, ckpt = case.split(":")
+    seq, ckpt = int(seq), bool(int(ckpt))
+    config = hf_config(shape, seq)
+    pred = prediction(config, seq, batch, ckpt, gpu)
+    meas = measure(config, seq, batch, ckpt, device=device, steps=steps, warmup=warmup)
+    if meas["params"] != pred["params"]:
+        raise SystemExit(f"{case}: torch has {meas['params']:,} parameters, llmplan {pred['params']:,}")
+    row = {"case": case, "shape": shape, "seq_len": seq, "micro_batch": batch, "checkpointing": ckpt,
+           "predicted": pred, "measured": meas,
+           "measured_tflops_per_gpu": pred["model_flops_per_step"] / meas["step_seconds"] / 1e12}
+    row["step_time_error"] = pred["step_seconds"] / meas["step_seconds"] - 1
+    if meas["peak_memory_bytes"]:
+        row["memory_error"] = (pred["memory_bytes"] - pred["other_bytes"]) / meas["peak_memory_bytes"] - 1
+    return row
+
+
+def markdown(rows: list[dict[str, Any]], command: str) -> str:
+    lines = ["# Real training steps vs llmplan (issue #5, Deliver 4)", "", f"Command: `{command}`", "",
+             f"Device: {rows[0]['measured']['device']}, torch {rows[0]['measured']['torch']}. Pure bf16, "
+             "AdamW, sdpa attention, micro-batch 1; measured = median step after warm-up, "
+             "`torch.cuda.max_memory_allocated`.", "",
+             "| case | params | ckpt | measured step s | predicted step s | error | measured TFLOP/s | "
+             "measured peak GiB | predicted GiB (excl. other) | error |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        m, p = r["measured"], r["predicted"]
+        mem = f"{m['peak_memory_bytes'] / 2**30:.2f}" if m["peak_memory_bytes"] else "–"
+        merr = f"{r['memory_error']:+.1%}" if "memory_error" in r else "–"
+        lines.append(f"| {r['shape']} s={r['seq_len']} | {p['params']:,} | {'yes' if r['checkpointing'] else 'no'} | "
+                     f"{m['step_seconds']:.4f} | {p['step_seconds']:.4f} | {r['step_time_error']:+.1%} | "
+                     f"{r['measured_tflops_per_gpu']:.1f} | {mem} | {(p['memory_bytes'] - p['other_bytes']) / 2**30:.2f} | {merr} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cases", nargs="*", default=list(DEFAULT_CASES), help="shape:seq:ckpt, e.g. 8b:2048:1")
+    ap.add_argument("--gpu", default="h100-sxm", help="catalog GPU id for llmplan's prediction")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--tiny", action="store_true", help="the two-layer shape at s=128 (CPU self-test)")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = ap.parse_args(argv)
+    cases = ["tiny:128:0", "tiny:128:1"] if args.tiny else args.cases
+    rows = []
+    for case in cases:
+        rows.append(run_case(case, gpu=args.gpu, device=args.device, steps=args.steps, warmup=args.warmup))
+        print(json.dumps({k: rows[-1][k] for k in ("case", "step_time_error", "measured_tflops_per_gpu")}), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "gpu-train-steps" + ("-tiny" if args.tiny else "")
+    command = "python benchmarks/gpu_train_step.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    (args.out / f"{stem}.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2), encoding="utf-8")
+    (args.out / f"{stem}.md").write_text(markdown(rows, command), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
