@@ -61,6 +61,16 @@ def hf_config(shape: str, seq: int) -> dict[str, Any]:
     }
 
 
+def llama_config(config: dict[str, Any]):
+    """The ``transformers.LlamaConfig`` of a :func:`hf_config` mapping (no KV cache: training)."""
+    from transformers import LlamaConfig
+
+    cfg = LlamaConfig(**{k: v for k, v in config.items() if k not in ("model_type", "architectures", "torch_dtype")})
+    cfg._attn_implementation = "sdpa"
+    cfg.use_cache = False
+    return cfg
+
+
 def prediction(config: dict[str, Any], seq: int, batch: int, ckpt: bool, gpu: str) -> dict[str, Any]:
     """llmplan's estimate of one step of this case on one ``gpu``."""
     import llmplan
@@ -91,11 +101,9 @@ def prediction(config: dict[str, Any], seq: int, batch: int, ckpt: bool, gpu: st
 def measure(config: dict[str, Any], seq: int, batch: int, ckpt: bool, *, device: str, steps: int, warmup: int) -> dict[str, Any]:
     """Train ``warmup + steps`` real steps; median time of the last ``steps`` and peak memory."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    cfg = LlamaConfig(**{k: v for k, v in config.items() if k not in ("model_type", "architectures", "torch_dtype")})
-    cfg._attn_implementation = "sdpa"
-    cfg.use_cache = False
+    cfg = llama_config(config)
     torch.manual_seed(0)
     with torch.device(device):
         model = LlamaForCausalLM(cfg).to(torch.bfloat16)

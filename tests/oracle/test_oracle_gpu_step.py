@@ -41,15 +41,22 @@ def test_tiny_cpu_run_writes_measured_and_predicted(tmp_path):
 
 @pytest.mark.parametrize("shape", ["1b", "3b", "8b"])
 def test_default_shapes_count_like_llmplan(shape):
-    # full size on the meta device: the published Llama 3.2 1B / 3B and Llama 3 8B totals
+    # full size on the meta device, built from the script's own config mapping
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     mod = _script()
     config = mod.hf_config(shape, 2048)
-    cfg = LlamaConfig(**{k: v for k, v in config.items() if k not in ("model_type", "architectures", "torch_dtype")})
     with torch.device("meta"):
-        n = sum(p.numel() for p in LlamaForCausalLM(cfg).parameters())
+        n = sum(p.numel() for p in LlamaForCausalLM(mod.llama_config(config)).parameters())
     assert n == mod.prediction(config, 2048, 1, False, "h100-sxm")["params"]
     # model cards: Llama 3.2 1B 1.24B, 3B 3.21B; Llama 3 8B 8.03B
     assert round(n / 1e9, 2) == {"1b": 1.24, "3b": 3.21, "8b": 8.03}[shape]
+
+
+def test_8b_shape_is_the_published_llama_3_1_8b_config():
+    # the script's 8B keys equal Meta's published config.json (tests/oracle/configs, SOURCES.md)
+    published = json.loads((ROOT / "tests" / "oracle" / "configs" / "llama-3.1-8b.json").read_text())
+    mine = _script().SHAPES["8b"]
+    assert {k: published[k] for k in mine if k != "head_dim"} == {k: v for k, v in mine.items() if k != "head_dim"}
+    assert mine["head_dim"] == published["hidden_size"] // published["num_attention_heads"]
