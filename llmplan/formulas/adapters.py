@@ -6,15 +6,17 @@ targeted linear layer — what PEFT's ``LoraConfig`` creates for ``target_module
 (``"all-linear"`` = every linear layer of the blocks, the MoE router included, the LM
 head excluded).
 
-Measured against PEFT 0.21 on transformers 5.23 (``tests/oracle/test_oracle_optimizer.py``):
-exact for dense LLaMA-style models and for named targets. For MoE models with fused
-expert tensors PEFT's ``"all-linear"`` differs from this per-matrix count, and the
-differences are PEFT's, version-dependent, so not copied here: it adapts the fused
-``gate_up_proj`` with rank ``2r`` (``2r·(h + 2f_e)`` per expert, not ``2r·(h + f_e)``),
-skips dense MLP layers and shared experts of Qwen3-MoE / DeepSeek-V3 (its v4→v5 name
-mapping turns ``gate_proj``/``up_proj``/``down_proj`` into expert parameters only), and
-does not adapt DBRX's experts at all. GPT-2, GPT-NeoX and DBRX fuse Q, K and V into one
-linear layer (``r·(h + (a + 2·a_kv)·d)`` instead of three adapters).
+Measured against PEFT 0.21 on transformers 5.25 (``tests/oracle/test_oracle_optimizer.py``):
+exact for dense models, GPT-2 / GPT-NeoX / DBRX included (their fused ``c_attn`` /
+``query_key_value`` / ``Wqkv`` is one linear layer, ``r·(h + (a + 2·a_kv)·d)``, under the
+class's own module names), and for named attention targets of MoE models. For MoE
+models with fused expert tensors (Mixtral, Qwen3-MoE, DeepSeek-V3 in transformers 5)
+PEFT's ``"all-linear"`` differs from this per-matrix count, and the differences are
+PEFT's, version-dependent, so not copied here: it adapts the fused ``gate_up_proj`` with
+rank ``2r`` (``2r·(h + 2f_e)`` per expert, not ``2r·(h + f_e)``), and skips dense MLP
+layers and shared experts of Qwen3-MoE / DeepSeek-V3 (its v4→v5 name mapping turns
+``gate_proj``/``up_proj``/``down_proj`` into expert parameters only). DBRX's experts are
+parameters, not linear layers: no LoRA target reaches them.
 
 QLoRA (Dettmers et al. 2023, §3): NF4 base weights (4 bits) with one fp32
 absmax per block of 64 (0.5 bit/param); double quantisation stores those
@@ -34,8 +36,31 @@ from . import formula
 ALL_LINEAR = "all-linear"
 
 
+#: Architectures whose transformers class fuses Q, K and V (and names its linear layers its
+#: own way): module name → (in, out) per block, in the class's order. A name that occurs
+#: twice in a block (GPT-2's attention and MLP ``c_proj``) gets a ``#k`` suffix, as PEFT's
+#: suffix match adapts both. DBRX's experts are 3-D parameters, not linear modules, so
+#: neither a named target nor ``"all-linear"`` reaches them; its router is ``ffn.router.layer``.
+#: Read off the modules of GPT2LMHeadModel, GPTNeoXForCausalLM and DbrxForCausalLM
+#: (transformers 5.25), checked against PEFT by tests/oracle/test_oracle_optimizer.py.
+FUSED_QKV_LINEARS = {
+    "gpt2": {"c_attn": (h, 3 * h), "c_proj": (h, h), "c_fc": (h, f), "c_proj#1": (f, h)},
+    "gpt_neox": {"query_key_value": (h, 3 * h), "dense": (h, h), "dense_h_to_4h": (h, f), "dense_4h_to_h": (f, h)},
+    "dbrx": {"Wqkv": (h, (a + 2 * a_kv) * d), "out_proj": (a * d, h), "layer": (h, E)},
+}
+
+
 def linear_shapes(model) -> dict[str, tuple[sympy.Expr, sympy.Expr, sympy.Expr]]:
-    """Targetable linear layers: HF module name → (in, out, how many in the whole model)."""
+    """Targetable linear layers: HF module name → (in, out, how many in the whole model).
+
+    Models whose ``hf_model_type`` fuses Q, K and V (GPT-2, GPT-NeoX, DBRX) use that
+    class's module names and shapes (:data:`FUSED_QKV_LINEARS`); every other model the
+    LLaMA-style names (``q_proj`` … ``down_proj``; MLA's for DeepSeek-V3).
+    """
+    fused = FUSED_QKV_LINEARS.get(model.hf_model_type or "")
+    if fused is not None:
+        count = {"layer": L_moe} if model.is_moe else {}
+        return {name: (i, o, count.get(name, L)) for name, (i, o) in fused.items()}
     dense_layers = L_dense if model.is_moe else L
     shapes: dict[str, tuple] = {}
     if model.mla is not None:

@@ -28,9 +28,10 @@ shows up:
   DeepSeek's shared experts are *not* adapted: PEFT's v4→v5 mapping turns the names
   ``gate_proj``/``up_proj``/``down_proj`` into expert-parameter targets only.
 
-GPT-2 and GPT-NeoX fuse Q, K and V into one linear layer (``c_attn``,
-``query_key_value``): PEFT adds ``r·(h + 3h)`` where llmplan's three adapters count
-``3·r·2h`` — ``2·r·h`` more per layer in llmplan (asserted below; not fixed here).
+GPT-2, GPT-NeoX and DBRX fuse Q, K and V into one linear layer (``c_attn``,
+``query_key_value``, ``Wqkv``): llmplan uses those classes' own module names and shapes,
+and matches PEFT exactly for ``"all-linear"`` and for each named module (DBRX: attention
+and router only; its experts are parameters, which no LoRA target reaches).
 
 llmplan keeps the per-matrix count (what the LoRA paper and PEFT on transformers 4 give);
 the differences are reported, not copied.
@@ -48,6 +49,7 @@ from transformers import AutoModelForCausalLM  # noqa: E402
 
 from llmplan import symbols as S  # noqa: E402
 from llmplan.bindings import evaluate, model_values  # noqa: E402
+from llmplan.errors import PlanError  # noqa: E402
 from llmplan.formulas import params as P  # noqa: E402
 from llmplan.formulas.adapters import lora_params  # noqa: E402
 from llmplan.hf import from_hf_config  # noqa: E402
@@ -61,7 +63,14 @@ pytestmark = [
 ]
 
 VOCAB, RANK = 1000, 8
-SMALL = O.SMALL
+# DBRX keeps its attention and MoE settings in nested dicts (its published config.json, reduced)
+_DBRX = O.fixture("dbrx")
+SMALL = {
+    **O.SMALL,
+    "dbrx": ("dbrx", dict(d_model=128, n_heads=4, n_layers=2,
+                          attn_config={**_DBRX["attn_config"], "kv_n_heads": 2},
+                          ffn_config={**_DBRX["ffn_config"], "ffn_hidden_size": 192, "moe_num_experts": 4, "moe_top_k": 2})),
+}
 
 
 def small(name: str) -> dict:
@@ -166,8 +175,31 @@ def test_lora_all_linear_on_moe_models_differs_as_documented(name):
     assert got == llmplan_lora(name, "all-linear") + fused_rank - dense_mlp - shared
 
 
-@pytest.mark.parametrize("name", ["gpt2", "gpt_neox"])
-def test_lora_all_linear_on_fused_qkv_models_differs_as_documented(name):
+FUSED_TARGETS = {
+    "gpt2": ["c_attn", "c_proj", "c_fc"],
+    "gpt_neox": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
+    "dbrx": ["Wqkv", "out_proj", "layer"],
+}
+
+
+@pytest.mark.parametrize("name", list(FUSED_TARGETS))
+def test_lora_fused_qkv_models_exact(name):
+    """One adapter on the fused QKV layer (r·(h + 3h) for MHA), under the class's module names."""
+    got, per_kind = lora_trainable(name, "all-linear")
+    assert got == llmplan_lora(name, "all-linear")
+    # the fused layer by hand: r·(in + out) on Linear(h, (a + 2·a_kv)·d) in each block
     model, _ = from_hf_config(small(name))
-    got, _ = lora_trainable(name, "all-linear")
-    assert got == llmplan_lora(name, "all-linear") - model.layers * 2 * RANK * model.hidden
+    qkv = FUSED_TARGETS[name][0]
+    width = (model.heads + 2 * (model.kv_heads or model.heads)) * (model.head_dim or model.hidden // model.heads)
+    assert per_kind[qkv] == model.layers * RANK * (model.hidden + width)
+    for target in FUSED_TARGETS[name]:
+        got, _ = lora_trainable(name, [target])
+        assert got == llmplan_lora(name, [target]), target
+
+
+def test_lora_dbrx_llama_names_are_not_its_modules():
+    """DBRX has no q_proj / gate_proj: the error names its real linear layers."""
+    model, _ = from_hf_config(small("dbrx"))
+    with pytest.raises(PlanError, match="Wqkv") as err:
+        lora_params(model, ["q_proj"])
+    assert "method.lora.targets" in str(err.value)
