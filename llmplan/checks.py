@@ -163,6 +163,13 @@ def plan_warnings(plan: "Plan") -> list[str]:
         w.append(f"parallelism.zero = {par.zero} with pp = {par.pp}: ZeRO-2/3 re-shard gradients every micro-batch (Megatron and DeepSpeed allow only ZeRO-1 with PP)")
     w += _dualpipe_warnings(plan)
     w += _recompute_module_warnings(plan)
+    adapter = plan.method.adapter
+    if m.is_moe and adapter is not None and adapter.quantize_experts is None and plan.method.base_bits < 16:
+        w.append(
+            f"method.lora: {plan.method.base_bits}-bit base with the routed experts kept 16-bit, as transformers 5 and "
+            "bitsandbytes load them (fused 3-D expert tensors are not nn.Linear; bitsandbytes issue #1849); "
+            "set [method.lora] quantize_experts = true for a stack that quantises them (transformers 4, Unsloth)"
+        )
     if par.framework == "hf" and par.recompute == "selective":
         w.append(
             'parallelism.framework = "hf" with recompute = "selective": transformers has no selective '

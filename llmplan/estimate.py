@@ -175,6 +175,7 @@ def _structure_key(plan: Plan) -> tuple:
         m.n_dense_layers > 0,
         meth.kind,
         meth.base_bits == 4,
+        meth.experts_quantized,
         plan.precision.dtype("compute") == "fp8",
         par.zero,
         par.recompute,

@@ -180,6 +180,14 @@ class LoRA(_Checked):
         base_bits: bits per frozen base weight (16, 8 or 4 = NF4 for QLoRA).
         double_quant: quantise the block-wise absmax constants too (QLoRA §3).
         block_size: NF4 block size (64).
+        quantize_experts: whether an MoE model's routed-expert weights are stored at
+            ``base_bits`` too. Default (``None``) = ``False``: transformers 5 keeps each
+            MoE layer's experts as fused 3-D parameters (DBRX's always were), and
+            bitsandbytes' 4/8-bit loading replaces only ``nn.Linear`` modules, so the
+            experts stay 16-bit (bitsandbytes issue #1849; measured with bitsandbytes
+            0.50 on transformers 5.25 by ``tests/oracle/test_oracle_qlora.py``). ``True``
+            for stacks that quantise them (transformers 4's per-expert ``nn.Linear``,
+            Unsloth). No effect on dense models or 16-bit bases.
     """
 
     rank: int = 16
@@ -188,6 +196,7 @@ class LoRA(_Checked):
     base_bits: int | None = None
     double_quant: bool = True
     block_size: int = 64
+    quantize_experts: bool | None = None
 
     def _problems(self) -> list[Problem]:
         p: list[Problem] = []
@@ -424,6 +433,12 @@ class Method(_Checked):
         if adapter is None or adapter.base_bits is None:
             return 4 if self.kind == "qlora" else 16
         return adapter.base_bits
+
+    @property
+    def experts_quantized(self) -> bool:
+        """Whether routed-expert base weights are stored at :attr:`base_bits` (see :class:`LoRA`)."""
+        adapter = self.adapter
+        return adapter is not None and bool(adapter.quantize_experts) and self.base_bits < 16
 
     @property
     def adapter(self) -> LoRA | None:

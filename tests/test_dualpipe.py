@@ -138,15 +138,15 @@ def test_few_micro_batches_warn():
 
 
 def test_two_stages_of_parameters_per_gpu():
-    """GPU 0 holds stages 0 and pp−1: twice the layers, and the embedding and the LM head."""
+    """GPU 0 holds stages 0 and pp−1: twice the layers, the embedding, the LM head and the final norm."""
     layer = 4 * H * H + 3 * H * FFN + 2 * H  # attention, SwiGLU, two RMSNorms
     L_s = L // 4
     dual = estimate(small_plan(pp=4, m=16))
     one = estimate(small_plan(pp=4, m=16, schedule="1f1b"))
     assert one.value("memory.params_on_gpu.dense") == L_s * layer + V * H  # embedding (= LM head size)
-    assert dual.value("memory.params_on_gpu.dense") == 2 * L_s * layer + 2 * V * H
+    assert dual.value("memory.params_on_gpu.dense") == 2 * L_s * layer + 2 * V * H + H
     # bf16 weights and gradients, fp32 master + two AdamW moments: 2 + 2 + 12 bytes each (ZeRO 0)
-    P = 2 * L_s * layer + 2 * V * H
+    P = 2 * L_s * layer + 2 * V * H + H
     assert dual.value("memory.per_gpu.weights") == 2 * P
     assert dual.value("memory.per_gpu.gradients") == 2 * P
     assert dual.value("memory.per_gpu.optimizer") == 12 * P

@@ -92,15 +92,15 @@ def test_trained_policy_memory_is_the_training_estimate_of_the_derived_plan():
 
 
 def test_reference_weights_by_hand_zero3_shards_them_over_dp():
-    # bf16 weights, 2 bytes each; the training memory model leaves out the final norm (h params).
-    # ZeRO-3 over dp = 8 GPUs (tp = pp = 1): 2 × (6,738,415,616 − 4,096) ÷ 8.
+    # bf16 weights, 2 bytes each, every parameter (the final norm's h included).
+    # ZeRO-3 over dp = 8 GPUs (tp = pp = 1): 2 × 6,738,415,616 ÷ 8.
     ref = rl_report(make(zero=3))["models"]["reference"]["memory"]
-    assert ref == {"weights": 1_684_602_880, "total": 1_684_602_880}
-    assert 2 * (LLAMA_7B_PARAMS - H) // 8 == 1_684_602_880
+    assert ref == {"weights": 1_684_603_904, "total": 1_684_603_904}
+    assert 2 * LLAMA_7B_PARAMS // 8 == 1_684_603_904
     # ZeRO-1 does not shard weights: the whole frozen copy on every GPU
-    assert rl_report(make(zero=1))["models"]["reference"]["memory"]["weights"] == 2 * (LLAMA_7B_PARAMS - H)
-    # tensor parallelism splits it (vocabulary-parallel embedding and head too)
-    assert rl_report(make(zero=1, tp=2))["models"]["reference"]["memory"]["weights"] == LLAMA_7B_PARAMS - H
+    assert rl_report(make(zero=1))["models"]["reference"]["memory"]["weights"] == 2 * LLAMA_7B_PARAMS
+    # tensor parallelism splits it (vocabulary-parallel embedding and head too); the final norm is replicated
+    assert rl_report(make(zero=1, tp=2))["models"]["reference"]["memory"]["weights"] == 2 * ((LLAMA_7B_PARAMS - H) / 2 + H)
 
 
 def test_reference_none_and_a_reward_model_preset():
@@ -110,7 +110,7 @@ def test_reference_none_and_a_reward_model_preset():
     with_rm = rl_report(make(reward="llama-2-7b"))
     rm = with_rm["models"]["reward"]
     assert rm["model"] == "Llama 2 7B" and rm["trained"] is False
-    assert rm["memory"]["weights"] == 2 * (LLAMA_7B_PARAMS - H)  # same shape as the test policy, ZeRO-1
+    assert rm["memory"]["weights"] == 2 * LLAMA_7B_PARAMS  # same shape as the test policy, ZeRO-1
     assert with_rm["time"]["scoring"]["reward"] == pytest.approx(with_rm["time"]["scoring"]["reference"])
 
 

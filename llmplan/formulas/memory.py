@@ -88,7 +88,13 @@ ZERO_SRC = "Rajbhandari et al. 2020 (ZeRO) §5, Figure 1"
 
 
 def nonexpert_layer_params(model) -> sympy.Expr:
-    """Average non-expert parameters of one layer (attention, dense MLP, shared experts, router, norms)."""
+    """Average non-expert parameters of one layer (attention, dense MLP, shared experts, router, norms).
+
+    Callers divide it by ``t`` as a whole, an approximation: norms, the router and the
+    row-parallel biases are replicated over tensor parallelism, not sharded (≈ 2h + E
+    of ≥ 12h² parameters per layer: < 0.02 % for h ≥ 4096). The final norm is added on
+    the last stage, replicated.
+    """
     comp = P.components(model)
     per_model = comp["attention"] + comp["mlp"] + comp["shared_experts"] + comp["router"] + comp["norms"] - P.final_norm(model)
     return per_model / L
@@ -325,7 +331,10 @@ def define(q: Definitions) -> None:
     P_ne = q.define(
         "memory.params_on_gpu.dense",
         "P_gpu",
-        stages * L_s * nonexpert_layer_params(model) / t + embedding_params_on_gpu(model, holds_last) + mtp_dense,
+        stages * L_s * nonexpert_layer_params(model) / t
+        + embedding_params_on_gpu(model, holds_last)
+        + (P.final_norm(model) if holds_last else 0)  # the norm after the last block, on the last stage
+        + mtp_dense,
         "params",
         "non-expert parameters held by the reported GPU (before ZeRO sharding)",
         "Megatron-LM tensor/pipeline sharding (Shoeybi et al. 2019; Narayanan et al. 2021)" + dual_src + mtp_src,
@@ -372,9 +381,18 @@ def define(q: Definitions) -> None:
         from ..symbols import q_base
 
         emb = embedding_params_on_gpu(model, holds_last)
-        frozen = q_base * (P_ne - emb + P_ex) + q_w * emb
+        # routed experts: quantised only where the stack quantises them ([method.lora] quantize_experts;
+        # transformers 5 + bitsandbytes keep the fused 3-D expert tensors 16-bit, bitsandbytes #1849)
+        if plan.method.experts_quantized:
+            frozen = q_base * (P_ne - emb + P_ex) + q_w * emb
+        else:
+            frozen = q_base * (P_ne - emb) + q_w * (emb + P_ex)
         weight_bytes = sharded(3, frozen + q_w * P_tr)
-        weight_src = "frozen base at q_base bytes (NF4 + absmax constants for QLoRA, Dettmers et al. 2023 §3), embeddings 16-bit, adapters at q_w"
+        weight_src = (
+            "frozen base at q_base bytes (NF4 + absmax constants for QLoRA, Dettmers et al. 2023 §3), embeddings "
+            + ("" if plan.method.experts_quantized or not model.is_moe else "and routed experts ")
+            + "16-bit, adapters at q_w"
+        )
         grad_params = sharded(2, P_tr)
         opt_params = sharded(1, P_tr)
     q.define(

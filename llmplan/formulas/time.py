@@ -371,7 +371,9 @@ def define(q: Definitions) -> None:
         from ..symbols import W_hbm as _W, q_base
 
         passes = 3 if plan.parallelism.recompute == "full" else 2
-        frozen = q.ref("memory.params_on_gpu.dense") + q.ref("memory.params_on_gpu.experts")
+        frozen = q.ref("memory.params_on_gpu.dense")
+        if plan.method.experts_quantized:  # 16-bit experts ([method.lora] quantize_experts) need no dequantisation
+            frozen = frozen + q.ref("memory.params_on_gpu.experts")
         parts += q.define(
             "time.dequant_seconds",
             "T_deq",
