@@ -154,14 +154,15 @@ def candidate_counts(plan: Plan, low: int, high: int, *, whole_nodes: bool = Tru
     return sorted(out)
 
 
-def _scan(base: Plan, counts: Sequence[int], deadline_seconds: float | None, *, stop_at_first: bool):
+def _scan(base: Plan, counts: Sequence[int], deadline_seconds: float | None, *, stop_at_first: bool, unsupported: str = "drop"):
     """Evaluate every layout at ``counts`` (ascending, in chunks).
 
     Returns ``(per_count, evaluated)``: per count with a layout that fits (and meets the
     deadline), ``{"seconds": fastest total seconds, "gpu_hours": fewest GPU-hours}``.
     Layouts the usual frameworks do not run (:data:`llmplan.search.UNSUPPORTED`: ZeRO-2/3
     with pipeline stages, DualPipe with too few micro-batches …) do not count: an answer
-    must be a layout a team can launch, the same set ``_best_report`` then ranks.
+    must be a layout a team can launch, the same set ``_best_report`` then ranks
+    (``unsupported="rank"`` counts them too).
     """
     from .search import layout_space, unsupported_mask
     from .sweep import sweep
@@ -177,7 +178,7 @@ def _scan(base: Plan, counts: Sequence[int], deadline_seconds: float | None, *, 
         chunk = list(counts[i : i + step])
         sw = sweep(base, **layout_space(base, chunk))
         evaluated += len(sw)
-        ok = sw.fits & ~unsupported_mask(base, sw.layout)
+        ok = sw.fits & ~unsupported_mask(base, sw.layout) if unsupported == "drop" else sw.fits.copy()
         secs = sw.results["time.total_seconds"]
         if deadline_seconds is not None:
             ok &= secs <= deadline_seconds
@@ -206,10 +207,20 @@ def _lower_bound(base: Plan, deadline_seconds: float) -> int:
     return max(1, math.floor(0.9 * flops / (peak * deadline_seconds)))
 
 
-def _best_report(base: Plan, gpus: int, deadline_seconds: float | None, objective: str) -> dict[str, Any] | None:
+#: What the inverse questions do with layouts the usual frameworks do not run
+#: (:data:`llmplan.search.UNSUPPORTED`): leave them out (default) or rank them with the others.
+INVERSE_UNSUPPORTED = ("drop", "rank")
+
+
+def _check_unsupported(unsupported: str) -> None:
+    if unsupported not in INVERSE_UNSUPPORTED:
+        raise LlmplanError(f"unsupported={unsupported!r} is not allowed (allowed: {', '.join(INVERSE_UNSUPPORTED)})")
+
+
+def _best_report(base: Plan, gpus: int, deadline_seconds: float | None, objective: str, unsupported: str = "drop") -> dict[str, Any] | None:
     from .search import search
 
-    res = search(base, gpus=gpus, objective=objective, top=1, deadline_seconds=deadline_seconds, unsupported="drop")
+    res = search(base, gpus=gpus, objective=objective, top=1, deadline_seconds=deadline_seconds, unsupported=unsupported)
     return res["layouts"][0] if res["layouts"] else None
 
 
@@ -237,13 +248,16 @@ def fewest_gpus(
     *,
     max_gpus: int = 65536,
     whole_nodes: bool = True,
+    unsupported: str = "drop",
 ) -> dict[str, Any]:
     """The fewest GPUs of one type (default: the plan's) that finish ``plan`` by the deadline.
 
     Candidate counts (:func:`candidate_counts`) are tried in ascending order from a
     lower bound (run FLOPs ÷ (peak × deadline)), every layout of each count evaluated;
     the first count with a layout that fits in memory and finishes in time is the
-    answer, and its fastest layout is re-estimated exactly.
+    answer, and its fastest layout is re-estimated exactly. Layouts the usual frameworks
+    do not run (:data:`llmplan.search.UNSUPPORTED`) are left out unless
+    ``unsupported="rank"``; the answer's ``layout["unsupported"]`` lists why it is one.
 
     Returns:
         ``{"gpu", "gpus", "deadline_seconds", "days", "gpu_hours", "layout": <search
@@ -251,13 +265,14 @@ def fewest_gpus(
         are ``None`` when nothing up to ``max_gpus`` finishes in time (``reason`` says so).
     """
     _training(plan, "fewest_gpus")
+    _check_unsupported(unsupported)
     if not deadline_seconds > 0:
         raise LlmplanError(f"deadline {deadline_seconds!r} is not a positive number of seconds")
     gpu = _gpu(plan, gpu_id)
     base = _on_gpu(plan, gpu)
     bound = _lower_bound(base, deadline_seconds)
     counts = candidate_counts(base, bound, max_gpus, whole_nodes=whole_nodes)
-    per_count, evaluated = _scan(base, counts, deadline_seconds, stop_at_first=True)
+    per_count, evaluated = _scan(base, counts, deadline_seconds, stop_at_first=True, unsupported=unsupported)
     out: dict[str, Any] = {
         "gpu": gpu.id,
         "gpus": None,
@@ -274,7 +289,7 @@ def fewest_gpus(
         out["reason"] = f"no layout of up to {max_gpus:,} {gpu.id} GPUs fits in memory and finishes in {deadline_seconds / 86400:,.4g} days"
         return out
     n = min(per_count)
-    rep = _best_report(base, n, deadline_seconds, "time")
+    rep = _best_report(base, n, deadline_seconds, "time", unsupported)
     out.update(gpus=n, days=rep["time"]["days"], gpu_hours=rep["time"]["gpu_hours"], layout=rep)
     return out
 
@@ -344,6 +359,7 @@ def cheapest(
     max_gpus: int | None = None,
     whole_nodes: bool = True,
     catalog=None,
+    unsupported: str = "drop",
 ) -> dict[str, Any]:
     """The cheapest way to finish ``plan`` by the deadline: GPU type × cloud or on-prem.
 
@@ -361,6 +377,9 @@ def cheapest(
       from the plan's ``[cost.on_prem]`` if present, else :data:`DEFAULT_ON_PREM`
       (no electricity price unless ``power_price`` is given: a note says so).
 
+    Layouts the usual frameworks do not run are left out unless ``unsupported="rank"``
+    (as :func:`fewest_gpus`).
+
     Money is reported in the plan's cost currency (USD without a ``[cost]`` table).
     Prices in another currency are converted only with the plan's ``[cost] rates``
     (units per 1 USD) and ``rates``; a price that cannot be converted is left out and
@@ -376,6 +395,7 @@ def cheapest(
     from . import catalog as _catalog
 
     _training(plan, "cheapest")
+    _check_unsupported(unsupported)
     if prices not in PRICE_POLICIES:
         raise LlmplanError(f"prices {prices!r} is not allowed (allowed: {', '.join(PRICE_POLICIES)})")
     if not deadline_seconds > 0:
@@ -408,7 +428,7 @@ def cheapest(
             gpu = _gpu(plan, gid, cat)
             base = _on_gpu(plan, gpu)
             bound = _lower_bound(base, deadline_seconds)
-            first, n_eval = _scan(base, candidate_counts(base, bound, max_gpus or 65536, whole_nodes=whole_nodes), deadline_seconds, stop_at_first=True)
+            first, n_eval = _scan(base, candidate_counts(base, bound, max_gpus or 65536, whole_nodes=whole_nodes), deadline_seconds, stop_at_first=True, unsupported=unsupported)
             evaluated += n_eval
             if not first:
                 per_gpu[gid] = None
@@ -416,11 +436,11 @@ def cheapest(
                 continue
             n0 = min(first)
             upper = max_gpus or 8 * n0
-            rest, n_eval = _scan(base, [n for n in candidate_counts(base, n0, upper, whole_nodes=whole_nodes) if n != n0], deadline_seconds, stop_at_first=False)
+            rest, n_eval = _scan(base, [n for n in candidate_counts(base, n0, upper, whole_nodes=whole_nodes) if n != n0], deadline_seconds, stop_at_first=False, unsupported=unsupported)
             evaluated += n_eval
             per_count = {n0: first[n0], **rest}
             n = min(per_count, key=lambda k: (per_count[k]["gpu_hours"], k))
-            rep = _best_report(base, n, deadline_seconds, "cost")
+            rep = _best_report(base, n, deadline_seconds, "cost", unsupported)
         except LlmplanError as exc:
             per_gpu[gid] = None
             skipped.append({"gpu": gid, "price": None, "reason": str(exc)})
@@ -541,6 +561,7 @@ def largest_model(
     vocab: int = 32000,
     catalog=None,
     rel_tol: float = 0.01,
+    unsupported: str = "drop",
 ) -> dict[str, Any]:
     """The largest Chinchilla-optimal Llama-shaped model ``budget`` pre-trains on ``gpus`` × ``gpu_id``.
 
@@ -555,7 +576,8 @@ def largest_model(
     Feasible = some layout fits in memory, costs ≤ the budget (and finishes by
     ``deadline_seconds``). Cost grows with the model (compute ∝ N², 120·N² FLOPs) and so
     does memory, so feasibility is monotone in N: the answer is found by bisection on
-    log N, down to adjacent shapes (hidden sizes 128 apart) or ``rel_tol``.
+    log N, down to adjacent shapes (hidden sizes 128 apart) or ``rel_tol``. Layouts the
+    usual frameworks do not run are left out unless ``unsupported="rank"``.
 
     Returns:
         ``{"model": {name, params, hidden, layers, heads, ffn, vocab}, "tokens", "days",
@@ -568,6 +590,7 @@ def largest_model(
     from .estimate import param_counts
     from .plan import Cluster, Method
 
+    _check_unsupported(unsupported)
     cat = catalog or _catalog.default()
     gpu = cat.gpu(gpu_id)
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
@@ -602,7 +625,7 @@ def largest_model(
         method = Method(kind="pretrain", tokens=round(tokens_per_param * n), seq_len=seq_len, global_batch_tokens=batch_tokens)
         kw = {} if precision is None else {"precision": precision}
         plan = Plan(model=model, method=method, cluster=cluster, **kw)
-        rep = _best_report(plan, gpus, deadline_seconds, "time")
+        rep = _best_report(plan, gpus, deadline_seconds, "time", unsupported)
         info: dict[str, Any] = {"params": n, "hidden": model.hidden}
         if rep is None:
             ok = False
@@ -784,7 +807,8 @@ def _json_or_none(args, r: dict, key: str) -> int | None:
 def _cmd_fewest(args) -> int:
     from . import load
 
-    r = fewest_gpus(load(args.plan), _seconds(args.deadline, "--deadline"), args.gpu, max_gpus=args.max_gpus, whole_nodes=not args.any_count)
+    r = fewest_gpus(load(args.plan), _seconds(args.deadline, "--deadline"), args.gpu, max_gpus=args.max_gpus,
+                    whole_nodes=not args.any_count, unsupported=args.unsupported)
     done = _json_or_none(args, r, "gpus")
     if done is not None:
         return done
@@ -792,6 +816,8 @@ def _cmd_fewest(args) -> int:
     print(f"fewest {r['gpu']} GPUs that finish in {r['deadline_days']:,.4g} days: {r['gpus']:,}")
     print(f"  time       {r['days']:,.2f} days   ({r['gpu_hours']:,.0f} GPU-hours, MFU {rep['time']['mfu']:.1%})")
     print(f"  layout     {_layout_text(rep['parallelism'])}")
+    for w in rep.get("unsupported") or ():
+        print(f"  ! unsupported by the usual frameworks: {w}")
     print(f"  memory     {rep['memory']['per_gpu']['total'] / 2**30:,.1f} of {rep['memory']['capacity'] / 2**30:,.1f} GiB")
     if rep["cost"]["total"] is not None:
         print(f"  cost       {_fmt_money(rep['cost']['total'], rep['cost']['currency'])} (the plan's [cost])")
@@ -810,6 +836,7 @@ def _cmd_cheapest(args) -> int:
         rates=_rates(args.rates),
         power_price=args.power_price,
         max_gpus=args.max_gpus,
+        unsupported=args.unsupported,
     )
     if args.json:
         print(json.dumps(r, indent=2, default=str))
@@ -830,6 +857,8 @@ def _cmd_cheapest(args) -> int:
     for gid, s in r["per_gpu"].items():
         if s:
             print(f"  {gid}: {s['gpus']:,} GPUs (fewest in time: {s['fewest_gpus']:,}), {_layout_text(s['parallelism'])}")
+            for w in s["report"].get("unsupported") or ():
+                print(f"    ! unsupported by the usual frameworks: {w}")
     a = r["assumptions"]
     power = f"{a['power_price']:g} {cur}/kWh" if a["power_price"] is not None else "not priced"
     print(f"  on-prem: {a['years']:g} years, {a['hours_per_month']:g} h/month, PUE {a['pue']:g}, electricity {power}")
@@ -850,6 +879,7 @@ def _cmd_largest(args) -> int:
         rates=_rates(args.rates),
         deadline_seconds=_seconds(args.deadline, "--deadline") if args.deadline else None,
         tokens_per_param=args.tokens_per_param,
+        unsupported=args.unsupported,
     )
     done = _json_or_none(args, r, "model")
     if done is not None:
@@ -864,6 +894,8 @@ def _cmd_largest(args) -> int:
         p = r["price"]
         print(f"  cost       {_fmt_money(r['cost'], budget['currency'])} at {p['amount']:g} {p['currency']}/GPU-hour ({p['id']})")
     print(f"  layout     {_layout_text(rep['parallelism'])}")
+    for w in rep.get("unsupported") or ():
+        print(f"  ! unsupported by the usual frameworks: {w}")
     nxt = r.get("next_larger")
     if nxt:
         print(f"  next shape {nxt['params'] / 1e9:,.1f}B (hidden {nxt['hidden']:,}): {nxt['reason']}")
@@ -886,6 +918,11 @@ def _cmd_tokens(args) -> int:
     return 0
 
 
+def _unsupported_arg(p) -> None:
+    p.add_argument("--unsupported", choices=list(INVERSE_UNSUPPORTED), default="drop",
+                   help="layouts the usual frameworks do not run (ZeRO-2/3 with PP …): leave out (default) or rank with the others")
+
+
 def add_cli(subparsers) -> argparse.ArgumentParser:
     """Register ``llmplan ask fewest-gpus|cheapest|largest-model|tokens`` on argparse subparsers."""
     ask = subparsers.add_parser("ask", help="inverse questions: fewest GPUs, cheapest option, largest model, tokens in N days")
@@ -896,6 +933,7 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--gpu", help="catalog GPU id (default: the plan's)")
     p.add_argument("--max-gpus", type=int, default=65536, help="give up above this count")
     p.add_argument("--any-count", action="store_true", help="also counts that are not whole nodes")
+    _unsupported_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_fewest)
     p = sub.add_parser("cheapest", help="the cheapest GPU type and cloud / on-prem option under a deadline")
@@ -906,6 +944,7 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--rates", help="currency rates per 1 USD added to the plan's, e.g. JPY=150")
     p.add_argument("--power-price", help='electricity for on-prem, e.g. "0.12 USD/kWh" (default: the plan\'s, else not priced)')
     p.add_argument("--max-gpus", type=int, help="largest count tried (default: 8× the fewest that meets the deadline)")
+    _unsupported_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_cheapest)
     p = sub.add_parser("largest-model", help="the largest Chinchilla-optimal model a budget trains")
@@ -916,6 +955,7 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--rates", help="currency rates per 1 USD, e.g. JPY=150")
     p.add_argument("--deadline", help="also finish within, e.g. \"90 days\"")
     p.add_argument("--tokens-per-param", type=float, default=20.0)
+    _unsupported_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_largest)
     p = sub.add_parser("tokens", help="tokens the plan's layout trains in N days")

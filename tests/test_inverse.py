@@ -124,6 +124,19 @@ def test_fewest_gpus_skips_a_count_only_an_unsupported_layout_makes_in_time():
     r = fewest_gpus(LLAMA70, deadline)
     assert r["gpus"] > 40 and r["layout"]["unsupported"] == []
     assert r["layout"]["time"]["days"] * DAY <= deadline
+    # asked to rank them too, the answer is 40 GPUs with the unsupported layout, flagged
+    ranked = fewest_gpus(LLAMA70, deadline, unsupported="rank")
+    assert ranked["gpus"] == 40 and ranked["layout"]["unsupported"]
+    p = ranked["layout"]["parallelism"]
+    assert p["pp"] > 1 and p["zero"] >= 2
+    assert ranked["layout"]["time"]["days"] * DAY == pytest.approx(fastest_any, rel=1e-9)
+
+
+def test_inverse_unsupported_policy_is_checked():
+    for call in (lambda: fewest_gpus(LLAMA70, 30 * DAY, unsupported="last"),
+                 lambda: cheapest(LLAMA70, 30 * DAY, unsupported="keep")):
+        with pytest.raises(LlmplanError, match="allowed: drop, rank"):
+            call()
 
 
 def test_fewest_gpus_other_type_and_impossible_deadline():
@@ -268,6 +281,8 @@ def test_cli_ask_json_and_text(capsys):
     assert r["gpus"] == fewest_gpus(LLAMA70, 30 * DAY)["gpus"]
     assert main(["ask", "fewest-gpus", plan, "--deadline", "30 days"]) == 0
     assert "fewest a100-80gb-sxm GPUs" in capsys.readouterr().out
+    assert main(["ask", "fewest-gpus", plan, "--deadline", "30 days", "--unsupported", "rank", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gpus"] == fewest_gpus(LLAMA70, 30 * DAY, unsupported="rank")["gpus"]
     assert main(["ask", "cheapest", plan, "--deadline", "90 days", "--gpu", "a100-80gb-sxm", "--rates", "JPY=150"]) == 0
     out = capsys.readouterr().out
     assert "on-prem" in out and "a100-80gb-sxm-used-jp-2025" in out
