@@ -14,8 +14,8 @@ llmplan's ``optimizer_states = "fp32"`` (8 bytes per parameter), bf16 parameters
 
 LoRA: ``peft.get_peft_model(model, LoraConfig(r=8, target_modules=...))``'s trainable
 parameters against ``llmplan.formulas.adapters.lora_params(model, targets)`` bound with
-``r``: exact for named targets and for ``"all-linear"`` on dense LLaMA-style models
-(Llama, Qwen3). For MoE models PEFT 0.21 on transformers 5.23 (fused expert tensors)
+``r``: exact for named targets and for ``"all-linear"`` on dense models (Llama, Qwen3;
+GPT-2, GPT-NeoX and DBRX under their own module names, below). For MoE models PEFT 0.21 on transformers 5.23 (fused expert tensors)
 differs from llmplan's per-matrix count, in ways asserted below so that a PEFT change
 shows up:
 
