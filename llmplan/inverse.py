@@ -788,6 +788,12 @@ def _fmt_money(x: float | None, cur: str) -> str:
     return "—" if x is None else f"{x:,.0f} {cur}"
 
 
+def _print_unsupported(report: dict[str, Any], indent: str = "  ") -> None:
+    """One ``!`` line per reason the answer's layout is unsupported (``--unsupported rank``)."""
+    for w in report.get("unsupported") or ():
+        print(f"{indent}! unsupported by the usual frameworks: {w}")
+
+
 def _layout_text(p: dict[str, Any]) -> str:
     v = f" v{p['virtual_stages']}" if p.get("virtual_stages") else ""
     return f"tp {p['tp']} · pp {p['pp']}{v} · cp {p['cp']} · dp {p['dp']} · ZeRO-{p['zero']} · mb {p['micro_batch']} · recompute {p['recompute']}"
@@ -816,8 +822,7 @@ def _cmd_fewest(args) -> int:
     print(f"fewest {r['gpu']} GPUs that finish in {r['deadline_days']:,.4g} days: {r['gpus']:,}")
     print(f"  time       {r['days']:,.2f} days   ({r['gpu_hours']:,.0f} GPU-hours, MFU {rep['time']['mfu']:.1%})")
     print(f"  layout     {_layout_text(rep['parallelism'])}")
-    for w in rep.get("unsupported") or ():
-        print(f"  ! unsupported by the usual frameworks: {w}")
+    _print_unsupported(rep)
     print(f"  memory     {rep['memory']['per_gpu']['total'] / 2**30:,.1f} of {rep['memory']['capacity'] / 2**30:,.1f} GiB")
     if rep["cost"]["total"] is not None:
         print(f"  cost       {_fmt_money(rep['cost']['total'], rep['cost']['currency'])} (the plan's [cost])")
@@ -857,8 +862,7 @@ def _cmd_cheapest(args) -> int:
     for gid, s in r["per_gpu"].items():
         if s:
             print(f"  {gid}: {s['gpus']:,} GPUs (fewest in time: {s['fewest_gpus']:,}), {_layout_text(s['parallelism'])}")
-            for w in s["report"].get("unsupported") or ():
-                print(f"    ! unsupported by the usual frameworks: {w}")
+            _print_unsupported(s["report"], indent="    ")
     a = r["assumptions"]
     power = f"{a['power_price']:g} {cur}/kWh" if a["power_price"] is not None else "not priced"
     print(f"  on-prem: {a['years']:g} years, {a['hours_per_month']:g} h/month, PUE {a['pue']:g}, electricity {power}")
@@ -894,8 +898,7 @@ def _cmd_largest(args) -> int:
         p = r["price"]
         print(f"  cost       {_fmt_money(r['cost'], budget['currency'])} at {p['amount']:g} {p['currency']}/GPU-hour ({p['id']})")
     print(f"  layout     {_layout_text(rep['parallelism'])}")
-    for w in rep.get("unsupported") or ():
-        print(f"  ! unsupported by the usual frameworks: {w}")
+    _print_unsupported(rep)
     nxt = r.get("next_larger")
     if nxt:
         print(f"  next shape {nxt['params'] / 1e9:,.1f}B (hidden {nxt['hidden']:,}): {nxt['reason']}")

@@ -44,7 +44,6 @@ def test_mixtral_qlora_experts_stay_16_bit_by_default():
     quantised = estimate(plan("mixtral-8x7b", quantize_experts=True))
     gap = default.value("memory.per_gpu.weights") - quantised.value("memory.per_gpu.weights")
     assert gap == pytest.approx(experts * (2 - NF4_DOUBLE_QUANT), rel=1e-12)
-    assert gap / 2**30 == pytest.approx(62.3, abs=0.1)  # 45.1e9 × 1.484 B: the gap between fitting an 80 GB GPU or not
     assert not default.fits and quantised.fits
     # only quantised weights are dequantised in the step
     deq = default.value("time.dequant_seconds"), quantised.value("time.dequant_seconds")
