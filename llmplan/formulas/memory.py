@@ -10,7 +10,9 @@ Sources: Rajbhandari et al. 2020 (ZeRO) §5 for model states; Korthikanti et al.
 here to GQA (K/V of ``a_kv·d``), any MLP width and gating, MoE experts (priced per
 routed token, ``k`` copies) and FlashAttention (no stored ``s²`` scores;
 Dao et al. 2022); Megatron-LM ``theoretical_memory_usage.py`` for the
-interleaved-schedule penalty ``1 + (p−1)/(p·v)``.
+interleaved-schedule penalty ``1 + (p−1)/(p·v)``, capped where the step has fewer
+micro-batches than the warm-up would run (Megatron-Core ``schedules.py``,
+``get_pp_rank_microbatches``: the warm-up is at most ``m·v`` chunk passes).
 
 Activations are checked against what PyTorch saves for backward in the real
 transformers classes (``tests/oracle/test_oracle_activations.py``): Korthikanti's
@@ -470,7 +472,13 @@ def define(q: Definitions) -> None:
     if par.pp_schedule == "gpipe":
         in_flight = m
     elif par.pp_schedule == "interleaved":
-        in_flight = sympy.Min(p, m) * (1 + (p - 1) / (p * v))
+        # Megatron-Core's interleaved 1F1B: the first stage runs 2(p−1) + (v−1)·p warm-up
+        # forwards of one chunk (L_s/v layers) each, capped at the m·v it has, then one more
+        # before its first backward — L_s·min(p + (p−1)/v, m) layer-micro-batches. With
+        # m ≥ p + (p−1)/v this is Korthikanti's p·L_s times Megatron-LM's penalty
+        # 1 + (p−1)/(p·v); with fewer micro-batches every forward runs before the first
+        # backward and each layer holds all m (Megatron-LM's estimate keeps the penalty)
+        in_flight = sympy.Min(p + (p - 1) / v, m)
     elif dual:
         in_flight = sympy.Min(p + 1, m)  # DeepSeek-V3 report Table 2: "Activation PP+1"
     else:
