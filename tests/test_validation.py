@@ -70,6 +70,46 @@ def test_the_brief_s_runs_are_all_there():
     assert expected <= set(IDS)
 
 
+#: Megatron-LM's Table 2 (Narayanan et al. 2021), every row: (scheme, params, GPUs) ->
+#: (micro-batch, TFLOP/s per GPU, days for 300B tokens), typed from the paper's table
+TABLE2 = {
+    ("ptdp", "175b", 384): (1, 153, 84), ("ptdp", "175b", 768): (1, 149, 43), ("ptdp", "175b", 1536): (1, 141, 23),
+    ("ptdp", "530b", 560): (1, 171, 156), ("ptdp", "530b", 1120): (1, 167, 80), ("ptdp", "530b", 2240): (1, 159, 42),
+    ("zero3", "175b", 384): (4, 144, 90), ("zero3", "175b", 768): (2, 88, 74), ("zero3", "175b", 1536): (1, 44, 74),
+    ("zero3", "530b", 640): (4, 138, 169), ("zero3", "530b", 1120): (2, 98, 137), ("zero3", "530b", 2240): (1, 48, 140),
+}
+
+
+def test_megatron_table2_every_row_is_a_run():
+    runs = {r.id: r for r in RUNS if r.group == "megatron-table2"}
+    assert len(runs) == len(TABLE2)
+    for (scheme, size, gpus), (mb, tflops, days) in TABLE2.items():
+        run = runs[f"megatron-t2-{scheme}-{size}-{gpus}"]
+        got = {r.key: r.value for r in run.refs}
+        assert (got["gpus"], got["micro_batch"], got["tflops_per_gpu"], got["days"]) == (gpus, mb, tflops, days)
+
+
+def test_megatron_table2_extra_rows_are_the_shared_file_s_notes(published):
+    """The seven Table 2 rows published.toml names only in its entries' source notes."""
+    import re
+
+    checked = 0
+    for key, entry in _extra()["benchmarks"].items():
+        if not key.startswith("megatron_table2_"):
+            continue
+        # "... (via published.toml benchmarks.<entry>.source)": that entry's note names the row
+        host = re.search(r"published\.toml benchmarks\.(\w+)\.source", entry["source"]).group(1)
+        note = published["benchmarks"][host]["source"]
+        gpus, tflops, days = entry["gpu_count"], entry["tflops_per_gpu"], entry["days_for_300b_tokens"]
+        # "<gpus> GPUs[ batch …][ mb…]: <tflops> TFLOP/s[,] <days> d", items separated by ";"
+        item = next((i for i in re.split(r"[;(]", note) if re.search(rf"\b{gpus} GPUs", i)), None)
+        assert item is not None, (key, note)
+        assert re.search(rf"\b{tflops:g} TFLOP/s,? {days:g} d(ays)?\b", item), (key, item)
+        assert f"mb{entry['micro_batch']}" in item or entry["micro_batch"] == 1, (key, item)
+        checked += 1
+    assert checked == 7
+
+
 #: llm-foundry's benchmarking README: rows per table (every row is a run; none left out)
 LLM_FOUNDRY_ROWS = {
     "llm-foundry-h100-bf16-large": 18,
