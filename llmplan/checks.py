@@ -159,6 +159,12 @@ def plan_warnings(plan: "Plan") -> list[str]:
             f"parallelism.pp = {par.pp} does not divide layers = {m.layers}: stages are uneven, "
             "the slowest stage sets the pace"
         )
+    elif par.pp > 1 and par.pp_schedule == "interleaved" and par.v > 1 and m.layers % (par.pp * par.v):
+        w.append(
+            f"parallelism.virtual_stages = {par.v}: pp × virtual_stages = {par.pp * par.v} does not divide "
+            f"layers = {m.layers}, so the model chunks are uneven (Megatron-LM asks for equal chunks); "
+            f"llmplan prices each chunk as {m.layers // par.pp}/{par.v} layers"
+        )
     if par.pp > 1 and par.zero >= 2:
         w.append(f"parallelism.zero = {par.zero} with pp = {par.pp}: ZeRO-2/3 re-shard gradients every micro-batch (Megatron and DeepSpeed allow only ZeRO-1 with PP)")
     w += _dualpipe_warnings(plan)

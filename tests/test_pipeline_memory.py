@@ -99,3 +99,16 @@ def test_interleaving_penalty_only_with_enough_micro_batches():
     """
     assert in_flight_layers(MODEL_32, 4, 2, 8) == pytest.approx(44)
     assert in_flight_layers(MODEL_32, 4, 2, 4) == pytest.approx(32)
+
+
+def test_uneven_interleaved_chunks_warn():
+    """32 layers on 4 stages of 3 chunks: 8 layers per stage do not split into 3 equal chunks."""
+    from llmplan.checks import plan_warnings
+
+    def chunk_warnings(v):
+        plan = make_plan(model=MODEL_32, pp=4, gpus=64, global_batch=16 * 8, schedule="interleaved", virtual=v)
+        return [w for w in plan_warnings(plan) if w.startswith("parallelism.virtual_stages")]
+
+    (w,) = chunk_warnings(3)
+    assert "pp × virtual_stages = 12 does not divide layers = 32" in w
+    assert chunk_warnings(2) == [] and chunk_warnings(4) == []
