@@ -14,10 +14,17 @@ model (read from the same config with :func:`llmplan.hf.from_hf_config`), one GP
 ``framework = "hf"``, ``recompute = "full"`` when gradient checkpointing is on. The parameter
 count of the real module is checked against llmplan's before anything is timed.
 
-Run it on the GPU (writes ``benchmarks/results/gpu-train-steps.json`` and ``.md``)::
+Run it on the GPU (writes ``benchmarks/results/gpu-train-steps.json`` and ``.md``, or under
+``--out``; both files are rewritten after every case, so a run cut short keeps what it
+measured)::
 
-    python benchmarks/gpu_train_step.py --gpu h200-sxm            # default matrix, ~5 min on an H200
-    python benchmarks/gpu_train_step.py --cases 1b:2048:0 --steps 3
+    python benchmarks/gpu_train_step.py                           # default matrix, GPU from the device name
+    python benchmarks/gpu_train_step.py --cases 1b:2048:0 --steps 3 --budget-s 300
+
+A case that runs out of GPU memory is recorded as ``oom`` beside llmplan's fit verdict
+and the run goes on. ``--budget-s`` starts no new case once that many seconds have
+passed. On the project's lent device machine (no network, its own torch) use
+``benchmarks/gpu_session.sh``, which also runs ``llmplan calibrate``.
 
 On a machine without a GPU ``--device cpu --tiny`` runs the same code on a two-layer model
 (timing only; the test suite does this in ``tests/oracle/test_oracle_gpu_step.py``).
@@ -95,6 +102,7 @@ def prediction(config: dict[str, Any], seq: int, batch: int, ckpt: bool, gpu: st
         "step_seconds": float(est.value("time.step_seconds")),
         "model_flops_per_step": float(est.value("flops.per_step")),
         "tflops_per_gpu": float(est.value("time.tflops_per_gpu")),
+        "fits": bool(est.fits),
     }
 
 
@@ -142,12 +150,28 @@ def run_case(case: str, *, gpu: str, device: str, steps: int, warmup: int, batch
     seq, ckpt = int(seq), bool(int(ckpt))
     config = hf_config(shape, seq)
     pred = prediction(config, seq, batch, ckpt, gpu)
-    meas = measure(config, seq, batch, ckpt, device=device, steps=steps, warmup=warmup)
+    row = {"case": case, "shape": shape, "seq_len": seq, "micro_batch": batch, "checkpointing": ckpt, "predicted": pred}
+    try:
+        meas = measure(config, seq, batch, ckpt, device=device, steps=steps, warmup=warmup)
+    except Exception as exc:  # torch.cuda.OutOfMemoryError: a measured "does not fit"
+        if type(exc).__name__ != "OutOfMemoryError":
+            raise
+        import gc
+
+        import torch
+
+        gc.collect()
+        cuda = device.startswith("cuda") and torch.cuda.is_available()
+        if cuda:
+            torch.cuda.empty_cache()
+        row["oom"] = True
+        row["measured"] = {"device": torch.cuda.get_device_name() if cuda else device, "torch": torch.__version__,
+                           "error": (str(exc).splitlines() or [type(exc).__name__])[0]}
+        return row
     if meas["params"] != pred["params"]:
         raise SystemExit(f"{case}: torch has {meas['params']:,} parameters, llmplan {pred['params']:,}")
-    row = {"case": case, "shape": shape, "seq_len": seq, "micro_batch": batch, "checkpointing": ckpt,
-           "predicted": pred, "measured": meas,
-           "measured_tflops_per_gpu": pred["model_flops_per_step"] / meas["step_seconds"] / 1e12}
+    row["measured"] = meas
+    row["measured_tflops_per_gpu"] = pred["model_flops_per_step"] / meas["step_seconds"] / 1e12
     row["step_time_error"] = pred["step_seconds"] / meas["step_seconds"] - 1
     if meas["peak_memory_bytes"]:
         row["memory_error"] = (pred["memory_bytes"] - pred["other_bytes"]) / meas["peak_memory_bytes"] - 1
@@ -163,6 +187,11 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
              "measured peak GiB | predicted GiB (excl. other) | error |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m, p = r["measured"], r["predicted"]
+        if r.get("oom"):
+            lines.append(f"| {r['shape']} s={r['seq_len']} | {p['params']:,} | {'yes' if r['checkpointing'] else 'no'} | "
+                         f"out of memory | {p['step_seconds']:.4f} | – | – | out of memory | "
+                         f"{(p['memory_bytes'] - p['other_bytes']) / 2**30:.2f} ({'fits' if p['fits'] else 'does not fit'}) | – |")
+            continue
         mem = f"{m['peak_memory_bytes'] / 2**30:.2f}" if m["peak_memory_bytes"] else "–"
         merr = f"{r['memory_error']:+.1%}" if "memory_error" in r else "–"
         lines.append(f"| {r['shape']} s={r['seq_len']} | {p['params']:,} | {'yes' if r['checkpointing'] else 'no'} | "
@@ -174,24 +203,46 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", nargs="*", default=list(DEFAULT_CASES), help="shape:seq:ckpt, e.g. 8b:2048:1")
-    ap.add_argument("--gpu", default="h100-sxm", help="catalog GPU id for llmplan's prediction")
+    ap.add_argument("--gpu", default="auto", help="catalog GPU id for llmplan's prediction (auto: from the device name)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--tiny", action="store_true", help="the two-layer shape at s=128 (CPU self-test)")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--budget-s", type=float, default=None, help="start no new case after this many seconds")
     args = ap.parse_args(argv)
     cases = ["tiny:128:0", "tiny:128:1"] if args.tiny else args.cases
-    rows = []
-    for case in cases:
-        rows.append(run_case(case, gpu=args.gpu, device=args.device, steps=args.steps, warmup=args.warmup))
-        print(json.dumps({k: rows[-1][k] for k in ("case", "step_time_error", "measured_tflops_per_gpu")}), flush=True)
+    gpu = args.gpu if args.gpu != "auto" else device_gpu(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "gpu-train-steps" + ("-tiny" if args.tiny else "")
     command = "python benchmarks/gpu_train_step.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    (args.out / f"{stem}.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2), encoding="utf-8")
-    (args.out / f"{stem}.md").write_text(markdown(rows, command), encoding="utf-8")
+    rows: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    for case in cases:
+        if args.budget_s is not None and time.perf_counter() - start > args.budget_s:
+            print(json.dumps({"case": case, "skipped": f"budget of {args.budget_s:g} s spent"}), flush=True)
+            continue
+        rows.append(run_case(case, gpu=gpu, device=args.device, steps=args.steps, warmup=args.warmup))
+        print(json.dumps({k: rows[-1].get(k) for k in ("case", "oom", "step_time_error", "memory_error", "measured_tflops_per_gpu")}), flush=True)
+        # rewritten after every case: a run cut short keeps what it measured
+        (args.out / f"{stem}.json").write_text(json.dumps({"command": command, "gpu": gpu, "rows": rows}, indent=2), encoding="utf-8")
+        (args.out / f"{stem}.md").write_text(markdown(rows, command), encoding="utf-8")
     return 0
+
+
+def device_gpu(device: str) -> str:
+    """The catalog GPU id of the CUDA device (``llmplan calibrate``'s guess from its name); ``h100-sxm`` on the CPU."""
+    if not device.startswith("cuda"):
+        return "h100-sxm"  # the CPU self-test only exercises the code path
+    import torch
+
+    from llmplan.calibrate import _guess_gpu
+
+    name = torch.cuda.get_device_name()
+    gid = _guess_gpu(name)
+    if gid is None:
+        raise SystemExit(f"no catalog GPU for device {name!r}: give --gpu ID (llmplan catalog gpus)")
+    return gid
 
 
 if __name__ == "__main__":

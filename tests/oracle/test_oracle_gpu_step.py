@@ -60,3 +60,36 @@ def test_8b_shape_is_the_published_llama_3_1_8b_config():
     mine = _script().SHAPES["8b"]
     assert {k: published[k] for k in mine if k != "head_dim"} == {k: v for k, v in mine.items() if k != "head_dim"}
     assert mine["head_dim"] == published["hidden_size"] // published["num_attention_heads"]
+
+
+def test_out_of_memory_is_a_row_and_results_are_written_per_case(tmp_path, monkeypatch):
+    """A case that runs out of GPU memory is recorded (with llmplan's fit verdict) and the run
+    goes on; the files on disk hold every finished case even when a later one crashes."""
+    mod = _script()
+
+    class OutOfMemoryError(RuntimeError):  # what torch.cuda raises, by name
+        pass
+
+    calls = []
+    real = mod.measure
+
+    def measure(config, seq, batch, ckpt, **kw):
+        calls.append(ckpt)
+        if len(calls) == 1:
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if len(calls) == 2:
+            return real(config, seq, batch, ckpt, **kw)
+        raise KeyboardInterrupt  # the run is cut short in its third case
+
+    monkeypatch.setattr(mod, "measure", measure)
+    args = ["--device", "cpu", "--steps", "1", "--warmup", "0", "--out", str(tmp_path),
+            "--cases", "tiny:128:0", "tiny:128:1", "tiny:64:0"]
+    with pytest.raises(KeyboardInterrupt):
+        mod.main(args)
+    rows = json.loads((tmp_path / "gpu-train-steps.json").read_text())["rows"]
+    assert [r["case"] for r in rows] == ["tiny:128:0", "tiny:128:1"]
+    assert rows[0]["oom"] is True and "out of memory" in rows[0]["measured"]["error"]
+    assert isinstance(rows[0]["predicted"]["fits"], bool)
+    assert rows[1]["measured"]["params"] == rows[1]["predicted"]["params"] and "oom" not in rows[1]
+    md = (tmp_path / "gpu-train-steps.md").read_text()
+    assert "out of memory" in md and "| tiny s=128 |" in md
