@@ -98,7 +98,7 @@ def plan_problems(plan: "Plan") -> list[Problem]:
     return p
 
 
-def dualpipe_micro_batches(plan: Plan, dp: int) -> tuple[int, str]:
+def micro_batches_per_step(plan: Plan, dp: int) -> tuple[int, str]:
     """Micro-batches per step ``m`` of a training plan and the batch key that sets it."""
     from .bindings import resolved_batch
 
@@ -126,7 +126,7 @@ def _dualpipe_problems(plan: Plan, dp: int | None) -> list[Problem]:
     if not meth.training:
         return p
     if dp is not None and dp >= 1 and meth.kind != "rl":
-        m, key = dualpipe_micro_batches(plan, dp)
+        m, key = micro_batches_per_step(plan, dp)
         if m % 2:
             unit = 2 * dp * par.micro_batch
             p.append(Problem(key, f"gives {m} micro-batches per step (global batch ÷ (dp × micro_batch)); "
@@ -163,10 +163,11 @@ def plan_warnings(plan: "Plan") -> list[str]:
         w.append(
             f"parallelism.virtual_stages = {par.v}: pp × virtual_stages = {par.pp * par.v} does not divide "
             f"layers = {m.layers}, so the model chunks are uneven (Megatron-LM asks for equal chunks); "
-            f"llmplan prices each chunk as {m.layers // par.pp}/{par.v} layers"
+            f"llmplan prices each chunk as {-(-m.layers // par.pp) / par.v:g} layers"
         )
     if par.pp > 1 and par.zero >= 2:
         w.append(f"parallelism.zero = {par.zero} with pp = {par.pp}: ZeRO-2/3 re-shard gradients every micro-batch (Megatron and DeepSpeed allow only ZeRO-1 with PP)")
+    w += _interleaved_warnings(plan)
     w += _dualpipe_warnings(plan)
     w += _recompute_module_warnings(plan)
     adapter = plan.method.adapter
@@ -208,6 +209,31 @@ def _recompute_module_warnings(plan: "Plan") -> list[str]:
     ]
 
 
+def _interleaved_warnings(plan: Plan) -> list[str]:
+    """Interleaved 1F1B with fewer micro-batches than stages (Megatron-Core refuses it) or a
+    count that is not a multiple of ``pp`` (Megatron-Core then needs a custom group size)."""
+    par, meth = plan.parallelism, plan.method
+    dp = resolved_dp(plan)
+    if par.pp_schedule != "interleaved" or par.pp < 2 or not meth.training or meth.kind == "rl" or dp is None or dp < 1:
+        return []
+    micro, _ = micro_batches_per_step(plan, dp)
+    if micro < par.pp:
+        return [
+            f"parallelism.pp_schedule = \"interleaved\" with {micro} micro-batches per step, fewer than pp = "
+            f"{par.pp}: Megatron-Core refuses it (the group of micro-batches per virtual stage must be between pp "
+            "and their number, schedules.py), and every forward runs before the first backward: the bubble is "
+            "((p−1) + (v−1)(p−m))/(v·m), more than (p−1)/(v·m)"
+        ]
+    if micro % par.pp:
+        return [
+            f"parallelism.virtual_stages = {par.v} with {micro} micro-batches per step, not a multiple of pp = "
+            f"{par.pp}: Megatron-Core then needs microbatch_group_size_per_vp_stage N with pp ≤ N ≤ {micro} "
+            "(the remainder 0 or ≥ pp); the bubble (p−1)/(v·m) holds for any such N, the first stage's "
+            "activations are counted for groups of pp"
+        ]
+    return []
+
+
 def _dualpipe_warnings(plan: Plan) -> list[str]:
     """DualPipe with fewer than 2·pp micro-batches; routing groups that do not align with the EP nodes."""
     from .bindings import ep_node_layout
@@ -216,7 +242,7 @@ def _dualpipe_warnings(plan: Plan) -> list[str]:
     w: list[str] = []
     dp = resolved_dp(plan)
     if par.pp_schedule == "dualpipe" and meth.training and meth.kind != "rl" and dp is not None and dp >= 1:
-        micro, _ = dualpipe_micro_batches(plan, dp)
+        micro, _ = micro_batches_per_step(plan, dp)
         if micro < 2 * par.pp:
             w.append(
                 f"parallelism.pp_schedule = \"dualpipe\" with {micro} micro-batches per step, fewer than 2 × pp = "

@@ -52,12 +52,14 @@ POLICIES = ("last", "drop", "rank")
 #: frameworks do not run (or run otherwise than priced), by the start of their text:
 #: ZeRO-2/3 with pp > 1 (Megatron-LM and DeepSpeed allow only ZeRO-1 with PP), DualPipe with
 #: fewer than 2·pp micro-batches (refused by deepseek-ai/DualPipe; its bubble formula assumes
-#: the full steady phase), selective recomputation under ``framework = "hf"`` (transformers
+#: the full steady phase), the interleaved schedule with fewer micro-batches than stages
+#: (refused by Megatron-Core), selective recomputation under ``framework = "hf"`` (transformers
 #: has none). Other warnings (uneven stages, tp beyond the NVLink domain, replicated KV heads,
 #: routing groups across nodes) are priced by the estimate and do not change the ranking.
 UNSUPPORTED = (
     "parallelism.zero = ",
     'parallelism.pp_schedule = "dualpipe" with ',
+    'parallelism.pp_schedule = "interleaved" with ',
     'parallelism.framework = "hf" with recompute = "selective"',
 )
 

@@ -9,7 +9,8 @@
   memory-bound elementwise kernels (documented in ``docs/concepts.md#efficiency``), and
   under FP8 compute the casts of the GEMM operands (:func:`fp8_cast_bytes`);
 * ``T_bubble = T_comp · (p−1)/(v·m)`` — the 1F1B pipeline bubble with ``v``
-  interleaved chunks (Narayanan et al. 2021 §2.2.1–2.2.2; GPipe the same with v = 1);
+  interleaved chunks (Narayanan et al. 2021 §2.2.1–2.2.2; GPipe the same with v = 1;
+  interleaved with m < p, which Megatron-Core refuses: ``((p−1) + (v−1)(p−m))/(v·m)``);
   DualPipe's ``(p/2 − 1)(F&B + B − 3W)`` (DeepSeek-V3 report Table 2,
   :func:`define_dualpipe_bubble`), which also overlaps EP and PP traffic with compute
   (:func:`dualpipe_exposed`) and gives ``comm_sms`` SMs to communication;
@@ -324,7 +325,16 @@ def define(q: Definitions) -> None:
             define_dualpipe_bubble(q, T_comp)
             overlapped = dualpipe_exposed(q, T_comp)
         else:
-            q.define("time.bubble_seconds", "T_bubble", T_comp * (p - 1) / (v * m), "s", "pipeline bubble", NARAYANAN)
+            if plan.parallelism.pp_schedule == "interleaved":
+                # (p−1)/(v·m) holds for m ≥ p (Megatron-Core's only case); with fewer micro-batches
+                # every forward runs first and the walk through the p·v virtual stages takes
+                # (p·v + m − 1)(F + B) per chunk — checked against a dependency walk of the
+                # schedule in tests/test_pipeline_schedule.py
+                bubble = ((p - 1) + (v - 1) * sympy.Max(p - m, 0)) / (v * m)
+                src = NARAYANAN + "; m < p: a walk of Megatron-Core's interleaved schedule"
+            else:
+                bubble, src = (p - 1) / (v * m), NARAYANAN
+            q.define("time.bubble_seconds", "T_bubble", T_comp * bubble, "s", "pipeline bubble", src)
             overlapped = q.ref("communication.pp_seconds") + q.ref("communication.ep_seconds")
         overlapped = q.define(
             "communication.ep_pp_exposed_seconds",
