@@ -124,6 +124,7 @@ def unsupported_mask(plan: Plan, layout: dict[str, np.ndarray]) -> np.ndarray:
     out = (pp > 1) & (zero >= 2)
     if meth.training and meth.kind != "rl":
         out |= (layout["pp_schedule"] == "dualpipe") & (layout["micro_batches"] < 2 * pp)
+        out |= (layout["pp_schedule"] == "interleaved") & (pp > 1) & (layout["micro_batches"] < pp)
     if par.framework == "hf":
         out |= layout["recompute"] == "selective"
     return out

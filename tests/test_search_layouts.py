@@ -65,9 +65,10 @@ FEASIBLE = (16 + 7 + 6) * 4 * 3
 # Enumerated: tp {1, 2} × pp {1, 2, 4} × ep {1, 2} × micro_batch {1, 2, 4, 8} = 48 per 1F1B
 # structure, 64 interleaved (pp 2 and 4, v 2 and 4), 32 DualPipe (pp 2 and 4); × 12.
 EVALUATED = (48 + 64 + 32) * 12
-# Unsupported: ZeRO-2/3 with pp > 1 (10 + 7 + 6 layouts with pp > 1, × 2 stages × 3) and
-# DualPipe with m < 2·pp under ZeRO-0/1 (every DualPipe layout but tp2 pp2 m4: 5 × 2 × 3).
-UNSUPPORTED = 23 * 2 * 3 + 5 * 2 * 3
+# Unsupported: ZeRO-2/3 with pp > 1 (10 + 7 + 6 layouts with pp > 1, × 2 stages × 3),
+# DualPipe with m < 2·pp under ZeRO-0/1 (every DualPipe layout but tp2 pp2 m4: 5 × 2 × 3) and
+# interleaved with m < pp under ZeRO-0/1 (m = 1 on pp 2: tp1 mb2 ep 1 and 2, tp2 mb4: 3 × 2 × 3).
+UNSUPPORTED = 23 * 2 * 3 + 5 * 2 * 3 + 3 * 2 * 3
 CLEAN_DUALPIPE = {(2, 2, 1, 1, zero, rec, "dualpipe", None) for zero in (0, 1) for rec in ("none", "selective", "full")}
 
 
@@ -166,7 +167,10 @@ def test_each_unsupported_layout_names_its_warnings(ranked):
         m = 4 // (p["dp"] * p["micro_batch"])
         zero_pp = p["zero"] >= 2 and p["pp"] > 1
         short = p["pp_schedule"] == "dualpipe" and m < 2 * p["pp"]
-        assert len(lay["unsupported"]) == zero_pp + short
+        few = p["pp_schedule"] == "interleaved" and m < p["pp"]
+        assert len(lay["unsupported"]) == zero_pp + short + few
+        if few:
+            assert any(w.startswith(f'parallelism.pp_schedule = "interleaved" with {m} micro-batches') for w in lay["unsupported"])
         assert set(lay["unsupported"]) <= set(lay["warnings"])
         if zero_pp:
             assert any(w.startswith(f"parallelism.zero = {p['zero']} with pp = {p['pp']}") for w in lay["unsupported"])
