@@ -32,6 +32,7 @@ __all__ = [
     "DTYPE_BYTES",
     "OPTIMIZERS",
     "FRAMEWORKS",
+    "SHARDINGS",
     "PP_SCHEDULES",
     "DUALPIPE_COMM_SMS",
     "RECOMPUTE_MODULES",
@@ -98,6 +99,13 @@ RL_PLACEMENTS = ("colocated", "separate")
 #: kernels (Korthikanti et al. 2022) or the Hugging Face transformers modules
 #: (:func:`llmplan.formulas.memory.activations_per_layer` with ``hf=True``).
 FRAMEWORKS = ("megatron", "hf")
+
+#: How ``[parallelism] sharding`` keeps the parameters between uses: ``"zero"`` (DeepSpeed
+#: ZeRO, Megatron-LM's distributed optimizer) replicates them under ZeRO-1/2 and all-gathers
+#: the updated ones once per step; ``"fsdp"`` (PyTorch FSDP) shards them at rest and
+#: all-gathers them before every micro-batch's forward (``SHARD_GRAD_OP`` = ZeRO-2,
+#: ``FULL_SHARD`` = ZeRO-3; FSDP has no ZeRO-1).
+SHARDINGS = ("zero", "fsdp")
 
 #: Pipeline schedules (``[parallelism] pp_schedule``): Megatron-LM's 1F1B and interleaved
 #: 1F1B (Narayanan et al. 2021 §2.2), GPipe (Huang et al. 2019), DeepSeek-V3's DualPipe
@@ -626,7 +634,14 @@ class Parallelism(_Checked):
         etp: tensor-parallel size inside an expert; default ``tp`` (Megatron-Core's
             ``expert_tensor_parallel_size`` default).
         dp: data-parallel size, ``"auto"`` = gpus ÷ (tp·pp·cp).
-        zero: ZeRO stage 0–3 (Rajbhandari et al. 2020); FSDP full-shard = 3.
+        zero: ZeRO stage 0–3 (Rajbhandari et al. 2020); FSDP ``SHARD_GRAD_OP`` = 2,
+            ``FULL_SHARD`` = 3.
+        sharding: ``"zero"`` (default: DeepSpeed ZeRO, Megatron-LM's distributed optimizer)
+            or ``"fsdp"`` (PyTorch FSDP) (:data:`SHARDINGS`). They differ under ZeRO-2: FSDP's
+            ``SHARD_GRAD_OP`` keeps the parameters sharded between steps and all-gathers them
+            before every micro-batch's forward (``m`` all-gathers per step), ZeRO-2 keeps them
+            replicated and all-gathers the updated shards once per step. ZeRO-1 has no FSDP
+            form (an error). Measured against FSDP2 by ``tests/oracle/test_oracle_comm.py``.
         micro_batch: sequences per micro-batch.
         sequence_parallel: Korthikanti et al. 2022 §4.2.2; default true when tp > 1.
         recompute: ``none`` | ``selective`` (the modules of ``recompute_modules``) | ``full``.
@@ -671,6 +686,7 @@ class Parallelism(_Checked):
     etp: int | None = None
     dp: int | str = "auto"
     zero: int = 0
+    sharding: str = "zero"
     micro_batch: int = 1
     sequence_parallel: bool | None = None
     recompute: str = "none"
@@ -722,6 +738,10 @@ class Parallelism(_Checked):
         if self.dp != "auto":
             _pos_int(self, "dp", p)
         _choice(self, "zero", (0, 1, 2, 3), p)
+        _choice(self, "sharding", SHARDINGS, p)
+        if self.sharding == "fsdp" and self.zero == 1:
+            p.append(Problem("zero", "1 with sharding = \"fsdp\": FSDP shards gradients with the optimizer "
+                             "states (allowed: 0 = NO_SHARD, 2 = SHARD_GRAD_OP, 3 = FULL_SHARD)"))
         _choice(self, "recompute", ("none", "selective", "full"), p)
         _recompute_modules(self.recompute_modules, p)
         _choice(self, "pp_schedule", PP_SCHEDULES, p)

@@ -88,7 +88,7 @@ def layout_space(plan: Plan, gpus: Sequence[int]) -> dict[str, list]:
         "micro_batch": [1, 2, 4, 8],
         "virtual_stages": [2, 4],
         "gpus": list(gpus),
-        "zero": [0, 1, 2, 3],
+        "zero": [0, 2, 3] if plan.parallelism.sharding == "fsdp" else [0, 1, 2, 3],  # FSDP has no ZeRO-1
         "recompute": ["none", "selective", "full"],
         "pp_schedule": pipeline_schedules(plan, pp),
         "offload": ["none"],

@@ -1330,8 +1330,8 @@ MPT_TABLES: tuple[tuple[str, str, str, str, str, str, Any, tuple[MptRow, ...]], 
 )
 
 _MPT_DEFAULT_MP = (
-    "llmplan's data-parallel traffic counts bf16 gradients, so DEFAULT's fp32 reduce-scatter (8 instead of 6 bytes "
-    "per parameter per step under FULL_SHARD) is not expressed"
+    "DEFAULT's fp32 gradient reduction as [precision] grads = \"fp32\": fp32 reduce-scatters and gradient shards, "
+    "bf16 all-gathers (2·2 + 4 bytes per parameter per micro-batch under FULL_SHARD)"
 )
 
 #: Precision as each table gives it (Composer precision, FSDP mixed_precision), keyed by table.
@@ -1341,13 +1341,14 @@ _MPT_PRECISION = {
     "h100-bf16": "precision amp_bf16, FSDP mixed_precision DEFAULT (bf16 parameters, gradients reduced in fp32) → "
     "bf16-mixed; " + _MPT_DEFAULT_MP,
     "a100-80gb": "precision amp_bf16 with FSDP mixed_precision DEFAULT (bf16 parameters, gradients reduced in fp32), "
-    "the two 70b rows 'bf16' with PURE (bf16 parameters and reduction) → bf16-mixed; " + _MPT_DEFAULT_MP,
+    "the two 70b rows 'bf16' with PURE (bf16 parameters and reduction) → bf16-mixed (PURE: bf16 gradients); " + _MPT_DEFAULT_MP,
     "a100-40gb": "precision 'bf16' (the older runs' Composer setting) with FSDP mixed_precision PURE (bf16 parameters, "
     "gradient reduction and buffers) → bf16-mixed, whose bf16 gradient traffic PURE matches",
     "h100-fp8": (
         "precision amp_fp8 (TransformerEngine Linear layers, fc_type 'te') → fp8-mixed: the GEMMs at the H100's FP8 "
         "peak × η_gemm, the attention core in BF16; llm-foundry's tied LM head is a plain F.linear and stays in BF16, "
-        "which llmplan's fp8 preset does not express (it puts the LM head at FP8 too)"
+        "which llmplan's fp8 preset does not express (it puts the LM head at FP8 too); FSDP mixed_precision DEFAULT: "
+        + _MPT_DEFAULT_MP
     ),
 }
 
@@ -1358,6 +1359,14 @@ def _mpt_fabric(gpu: str, inter_node: Any) -> str:
                 "per GPU, efficiency and latency as llmplan's roce-400 (only rows with more than 8 GPUs cross nodes)")
     return ("8-GPU H100 SXM nodes on NVLink 4; the README gives no fabric for its H100 tables: llmplan's default, "
             "InfiniBand NDR 400 Gb/s per GPU, assumed (only rows with more than 8 GPUs cross nodes)")
+
+
+def mpt_mixed_precision(part: str, size: str) -> str:
+    """FSDP ``mixed_precision`` of an llm-foundry table row: ``PURE`` for the A100 40GB table
+    and the A100 80GB table's two 70B rows (Composer precision 'bf16'), ``DEFAULT`` for the
+    rest (``amp_bf16`` / ``amp_fp8``); tests/test_validation.py checks it against each row's
+    ``mp_mode`` in benchmarks/published_extra.toml."""
+    return "PURE" if part == "a100-40gb" or (part == "a100-80gb" and size == "70b") else "DEFAULT"
 
 
 def _llm_foundry() -> list[Run]:
@@ -1371,13 +1380,15 @@ def _llm_foundry() -> list[Run]:
             t = "extra:runs." + rid.replace("-", "_")
             m = f"extra:mpt_models.mpt_{size}"
             model = mpt_model(size, seq)
+            # FSDP mixed_precision DEFAULT reduces gradients in fp32 (PURE: in bf16)
+            grads = "fp32" if mpt_mixed_precision(part, size) == "DEFAULT" else None
             plan = Plan(
                 name=f"llm-foundry {title}: {model.name}, {seq} tokens, {gpus} GPUs",
                 model=model,
                 method=Method(kind="pretrain", tokens=THROUGHPUT_TOKENS, seq_len=seq, global_batch=batch),
-                precision=Precision(preset=preset),
+                precision=Precision(preset=preset, grads=grads),
                 cluster=Cluster(gpu=catalog.gpu(gpu), gpus=gpus, inter_node=inter_node),
-                parallelism=Parallelism(zero=zero, micro_batch=mb, recompute="full" if ckpt else "none"),
+                parallelism=Parallelism(zero=zero, sharding="fsdp", micro_batch=mb, recompute="full" if ckpt else "none"),
             )
             out.append(
                 Run(

@@ -139,3 +139,47 @@ def test_zero2_reduce_scatters_every_micro_batch_and_gathers_once():
     one = Method(tokens=base.method.tokens, seq_len=base.method.seq_len, global_batch=64)
     est1 = estimate(Plan(model=base.model, method=one, cluster=base.cluster, parallelism=P(tp=1, zero=2)))
     assert est1.value("communication.dp_seconds") == pytest.approx(2 * half, rel=1e-9)
+
+
+def _with(base, **par):
+    import attrs
+
+    return attrs.evolve(base, parallelism=attrs.evolve(base.parallelism, **par))
+
+
+def test_gathers_move_weights_and_reductions_move_gradients():
+    """bf16 weights with fp32 gradients (q_w = 2, q_g = 4), 64 replicas, m = 4: per GPU a
+    reduce-scatter or all-gather sends 63/64 of its buffer of P parameters.
+
+    ZeRO-0: all-reduce of the gradients, 2·(63/64)·4P. ZeRO-1: gradients reduce-scattered
+    (4P) and updated weights gathered (2P) once: (63/64)·6P. ZeRO-2 (DeepSpeed): m
+    reduce-scatters and one gather, (63/64)·(4·4P + 2P). FSDP SHARD_GRAD_OP: m·(63/64)·6P.
+    ZeRO-3: m·(63/64)·(2·2P + 4P)."""
+    import attrs
+
+    base = plan()
+    base = attrs.evolve(base, precision=attrs.evolve(base.precision, grads="fp32"))
+    P = estimate(base).value("params.total")
+    r = 63 / 64 * P
+    expected = {(0, "zero"): 2 * r * 4, (1, "zero"): r * 6, (2, "zero"): r * (4 * 4 + 2), (2, "fsdp"): 4 * r * 6,
+                (3, "zero"): 4 * r * (2 * 2 + 4), (3, "fsdp"): 4 * r * (2 * 2 + 4)}
+    for (zero, sharding), want in expected.items():
+        got = estimate(_with(base, zero=zero, sharding=sharding)).value("communication.dp_bytes")
+        assert got == pytest.approx(want, rel=1e-12), (zero, sharding)
+
+
+def test_zero3_lora_gathers_the_frozen_base_too():
+    """LoRA under ZeRO-3 / FSDP: the whole stage (bf16 base and adapters) is all-gathered
+    twice per micro-batch, only the adapters' gradients are reduce-scattered —
+    m·(63/64)·(2·2·(P + P_a) + 2·P_a) with P the base and P_a the adapter parameters."""
+    from llmplan.plan import LoRA
+
+    base = plan()
+    lora = Plan(model=base.model, cluster=base.cluster, parallelism=Parallelism(zero=3),
+                method=Method(kind="lora", tokens=1e9, seq_len=4096, global_batch=64 * 4, lora=LoRA(rank=16)))
+    est = estimate(lora)
+    P_a = est.value("params.trainable")  # the adapters
+    P = est.value("params.total")  # the model's own parameters (adapters not included)
+    assert 0 < P_a < P / 100
+    want = 4 * 63 / 64 * (2 * 2 * (P + P_a) + 2 * P_a)
+    assert est.value("communication.dp_bytes") == pytest.approx(want, rel=1e-12)

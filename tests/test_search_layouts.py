@@ -256,3 +256,9 @@ def test_keeping_only_what_fits_changes_no_number():
         assert np.array_equal(full.fits[mask], part.fits)
     with pytest.raises(LlmplanError, match="allowed: all, valid, fits"):
         sweep(base, keep="some", **axes)
+
+
+def test_an_fsdp_plan_searches_the_fsdp_stages():
+    # FSDP has no ZeRO-1: NO_SHARD, SHARD_GRAD_OP and FULL_SHARD are searched
+    res = search(tiny_plan(sharding="fsdp"), gpus=4, top=1000, unsupported="rank")
+    assert {lay["parallelism"]["zero"] for lay in res["layouts"]} == {0, 2, 3}

@@ -309,3 +309,12 @@ def test_docs_block_folds_the_long_measured_tables(tmp_path):
     opened, folded = text.split('??? note "llm-foundry-a100-40gb: 1 rows"', 1)
     assert "Megatron GPT 1T (T1)" in opened and "MPT-125M" not in opened.split("### Where")[0]
     assert "\n    | MPT-125M 2048 tok" in folded
+
+
+def test_llm_foundry_mixed_precision_follows_each_row():
+    """FSDP mixed_precision DEFAULT reduces gradients in fp32, PURE in bf16 (the row's mp_mode)."""
+    rows = _extra()["runs"]
+    for run in MPT_RUNS:
+        mode = rows[run.id.replace("-", "_")]["mp_mode"]
+        assert run.plan.precision.dtype("grads") == ("fp32" if mode == "DEFAULT" else "bf16"), run.id
+        assert run.plan.parallelism.sharding == "fsdp"

@@ -57,6 +57,7 @@ from ..symbols import (
     p,
     q_a,
     q_g,
+    q_w,
     s,
     t,
     v,
@@ -129,6 +130,23 @@ def group_limited_all_to_all(token_bytes) -> tuple[sympy.Expr, sympy.Expr]:
     return inter + intra, seconds
 
 
+def gathered_weight_bytes(q) -> sympy.Expr:
+    """Bytes of the stage's parameters as a ZeRO-3 / FSDP all-gather moves them: every
+    parameter the GPU holds before sharding, at ``q_w`` — with a LoRA adapter, the frozen
+    base in its stored format (``q_base``: NF4 for QLoRA; embeddings, and routed experts the
+    loader leaves alone, at ``q_w``) and the adapters at ``q_w``, as
+    ``memory.per_gpu.weights`` stores them."""
+    from ..symbols import q_base
+
+    plan = q.plan
+    P_ne, P_ex = q.ref("memory.params_on_gpu.dense"), q.ref("memory.params_on_gpu.experts")
+    if plan.method.adapter is None:
+        return q_w * (P_ne + P_ex)
+    from .memory import frozen_weight_bytes
+
+    return frozen_weight_bytes(q, P_ne, P_ex) + q_w * q.ref("memory.params_on_gpu.trainable")
+
+
 def mtp_moe_layers(plan) -> sympy.Expr:
     """MoE blocks of trained multi-token-prediction modules (``L_mtp`` when the modules are
     trained and their block is MoE, else 0); they dispatch like the model's MoE layers."""
@@ -151,29 +169,53 @@ def define(q: Definitions) -> None:
     q.ref("memory.params_on_gpu.dense")
     q.ref("memory.params_on_gpu.experts")
     # --- data parallel: gradients (and ZeRO-3's parameter gathers) -------------------------
+    # gradients are reduced in their dtype (q_g, trainable parameters only); parameters are
+    # gathered as they are stored on the GPU (q_w; a LoRA base in its frozen format) —
+    # separate terms, so a plan whose gradients are wider than its weights (FSDP's
+    # reduce_dtype = fp32 with bf16 parameters) is priced as it runs
+    # (tests/oracle/test_oracle_comm.py measures FSDP2's collectives)
     grad_buffer = q_g * q.ref("memory.params_on_gpu.trainable")
+    update_buffer = q_w * q.ref("memory.params_on_gpu.trainable")  # the updated parameters (ZeRO-1/2)
+    gather_buffer = gathered_weight_bytes(q)  # every parameter of the stage (ZeRO-3, FSDP)
+
+    def ring(size):
+        return (n_dp - 1) / n_dp * size  # bytes a GPU sends in a reduce-scatter or all-gather
+
     if par.zero == 3:
         # ZeRO-3 / FSDP FULL_SHARD frees the gathered parameters after use, so every
         # micro-batch all-gathers each layer in its forward and again in its backward and
         # reduce-scatters its gradients: 3 collectives per layer of (n−1)/n of the layer,
-        # 1.5 all-reduces' worth of bytes per micro-batch (Rajbhandari et al. 2020 §7)
-        dp_bytes = m * sympy.Rational(3, 2) * ring_allreduce_bytes(n_dp, grad_buffer)
-        dp_time = m * (
-            sympy.Rational(3, 2) * ring_allreduce_bytes(n_dp, grad_buffer) / W_dp + 3 * L_s * (n_dp - 1) * alpha_dp
-        )
+        # 1.5 all-reduces' worth of bytes per micro-batch when q_w = q_g (Rajbhandari et al. 2020 §7)
+        per_micro = 2 * ring(gather_buffer) + ring(grad_buffer)
+        dp_bytes = m * per_micro
+        dp_time = m * (per_micro / W_dp + 3 * L_s * (n_dp - 1) * alpha_dp)
         dp_desc = "ZeRO-3 parameter all-gathers (forward and backward) and gradient reduce-scatters, every micro-batch"
+    elif par.zero == 2 and par.sharding == "fsdp":
+        # FSDP SHARD_GRAD_OP keeps the parameters sharded between steps: it all-gathers them
+        # before every micro-batch's forward, keeps them through the backward and
+        # reduce-scatters the gradients (torch.distributed.fsdp.ShardingStrategy docs;
+        # FSDP2 reshard_after_forward=False, measured) — m all-gathers and m reduce-scatters
+        dp_bytes = m * (ring(gather_buffer) + ring(grad_buffer))
+        dp_time = m * (_gather_seconds(n_dp, gather_buffer, alpha_dp, W_dp) + _gather_seconds(n_dp, grad_buffer, alpha_dp, W_dp))
+        dp_desc = "FSDP SHARD_GRAD_OP: parameter all-gather and gradient reduce-scatter every micro-batch"
     elif par.zero == 2:
-        # ZeRO-2 / FSDP SHARD_GRAD_OP keeps only its shard of the gradients, so it cannot
-        # accumulate a full gradient over micro-batches: every micro-batch's backward
-        # reduce-scatters (Rajbhandari et al. 2020 §5.2), and the updated parameters are
-        # all-gathered once per step — (m + 1) half all-reduces (one all-reduce when m = 1)
-        dp_bytes = (m + 1) / 2 * ring_allreduce_bytes(n_dp, grad_buffer)
-        dp_time = (m + 1) / 2 * ring_allreduce_seconds(n_dp, grad_buffer, alpha_dp, W_dp)
+        # ZeRO-2 keeps only its shard of the gradients, so it cannot accumulate a full
+        # gradient over micro-batches: every micro-batch's backward reduce-scatters
+        # (Rajbhandari et al. 2020 §5.2), and the updated parameters are all-gathered once
+        # per step — (m + 1) half all-reduces when q_w = q_g (one all-reduce when m = 1)
+        dp_bytes = m * ring(grad_buffer) + ring(update_buffer)
+        dp_time = m * _gather_seconds(n_dp, grad_buffer, alpha_dp, W_dp) + _gather_seconds(n_dp, update_buffer, alpha_dp, W_dp)
         dp_desc = "ZeRO-2 gradient reduce-scatter every micro-batch, parameter all-gather once per step"
+    elif par.zero == 1:
+        # ZeRO-1 / Megatron's distributed optimizer: the accumulated gradients are
+        # reduce-scattered once per step, the updated parameter shards all-gathered
+        dp_bytes = ring(grad_buffer) + ring(update_buffer)
+        dp_time = _gather_seconds(n_dp, grad_buffer, alpha_dp, W_dp) + _gather_seconds(n_dp, update_buffer, alpha_dp, W_dp)
+        dp_desc = "ZeRO-1: gradient reduce-scatter and parameter all-gather, once per step"
     else:
         dp_bytes = ring_allreduce_bytes(n_dp, grad_buffer)
         dp_time = ring_allreduce_seconds(n_dp, grad_buffer, alpha_dp, W_dp)
-        dp_desc = "data-parallel gradient reduction, once per step"
+        dp_desc = "data-parallel gradient all-reduce, once per step"
     T_dp = q.define("communication.dp_seconds", "T_dp", dp_time, "s", dp_desc, SRC)
     q.define("communication.dp_bytes", "C_dp", dp_bytes, "B", "bytes a GPU sends for DP per step", SRC)
     # --- tensor parallel: per layer, per micro-batch -----------------------------------------

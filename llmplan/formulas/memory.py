@@ -316,6 +316,13 @@ def _hf_extras(model, *, flash: bool, core_recomputed: bool, moe_layer: bool) ->
     return replicated, sharded
 
 
+def _holds_last(plan) -> bool:
+    """Whether the reported GPU (the first stage's) also holds the last stage: pp = 1, or
+    DualPipe, whose GPU 0 holds stages 0 and pp − 1."""
+    par = plan.parallelism
+    return par.pp == 1 or par.pp_schedule == "dualpipe"
+
+
 def define(q: Definitions) -> None:
     """Add ``memory.*`` quantities."""
     plan = q.plan
@@ -325,7 +332,7 @@ def define(q: Definitions) -> None:
     edp = n_dp / e  # expert-data-parallel group: experts are replicated dp/ep times
     # DualPipe: GPU 0 holds stages 0 and pp−1 (two stages' layers, embedding and LM head)
     dual = par.pp_schedule == "dualpipe" and not single_stage
-    holds_last = single_stage or dual  # the reported GPU holds the last stage
+    holds_last = _holds_last(plan)  # the reported GPU holds the last stage
     stages = 2 if dual else 1
     mtp_dense, mtp_experts = mtp_params_on_gpu(model) if holds_last and method.trains_mtp(model) else (0, 0)
     dual_src = "; DualPipe: two stages per GPU (DeepSeek-V3 report Table 2)" if dual else ""
@@ -382,13 +389,7 @@ def define(q: Definitions) -> None:
     else:
         from ..symbols import q_base
 
-        emb = embedding_params_on_gpu(model, holds_last)
-        # routed experts: quantised only where the stack quantises them ([method.lora] quantize_experts;
-        # transformers 5 + bitsandbytes keep the fused 3-D expert tensors 16-bit, bitsandbytes #1849)
-        if plan.method.experts_quantized:
-            frozen = q_base * (P_ne - emb + P_ex) + q_w * emb
-        else:
-            frozen = q_base * (P_ne - emb) + q_w * (emb + P_ex)
+        frozen = frozen_weight_bytes(q, P_ne, P_ex)
         weight_bytes = sharded(3, frozen + q_w * P_tr)
         weight_src = (
             "frozen base at q_base bytes (NF4 + absmax constants for QLoRA, Dettmers et al. 2023 §3), embeddings "
@@ -522,6 +523,20 @@ def define(q: Definitions) -> None:
         "assumed; see docs/concepts.md#memory",
     )
     define_total(q, with_kv=False)
+
+
+def frozen_weight_bytes(q: Definitions, P_ne, P_ex) -> sympy.Expr:
+    """Bytes of a LoRA plan's frozen base on the GPU before sharding: ``q_base`` for the
+    quantised layers (NF4 + absmax constants for QLoRA, Dettmers et al. 2023 §3), ``q_w`` for
+    the embeddings and — unless ``[method.lora] quantize_experts`` — the routed experts
+    (transformers 5 + bitsandbytes keep the fused 3-D expert tensors 16-bit, bitsandbytes #1849)."""
+    from ..symbols import q_base
+
+    plan = q.plan
+    emb = embedding_params_on_gpu(plan.model, _holds_last(plan))
+    if plan.method.experts_quantized:
+        return q_base * (P_ne - emb + P_ex) + q_w * emb
+    return q_base * (P_ne - emb) + q_w * (emb + P_ex)
 
 
 def define_total(q: Definitions, *, with_kv: bool) -> None:

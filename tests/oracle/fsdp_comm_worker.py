@@ -1,0 +1,78 @@
+"""Record the collectives PyTorch FSDP2 issues in one training step (run by test_oracle_comm.py).
+
+``python fsdp_comm_worker.py SPEC.json OUT.json`` starts ``world`` CPU processes on the
+gloo backend. Each builds the same small ``LlamaForCausalLM`` from ``SPEC["config"]``,
+wraps every decoder layer and then the whole model with ``fully_shard`` — the usual FSDP2
+recipe (torchtitan, accelerate) — with ``reshard_after_forward`` true for ZeRO-3
+(``FULL_SHARD``) and false for ZeRO-2 (``SHARD_GRAD_OP``) and the case's
+``MixedPrecisionPolicy``, and trains two steps of ``m`` micro-batches (gradient
+accumulation without ``set_requires_gradient_sync(False)``) with AdamW. Every call of a
+``torch.distributed`` function whose name holds ``all_gather``, ``reduce_scatter`` or
+``all_reduce`` is recorded, with the byte size of each tensor argument, during the second
+step; rank 0 writes the records per case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def _record(log: list) -> None:
+    for name in dir(dist):
+        fn = getattr(dist, name)
+        if name.startswith("_") or not callable(fn) or not any(k in name for k in ("all_gather", "reduce_scatter", "all_reduce")):
+            continue
+
+        def wrapped(*args, _fn=fn, _name=name, **kwargs):
+            tensors = [x for x in list(args) + list(kwargs.values()) if torch.is_tensor(x)]
+            log.append({"op": _name, "bytes": [x.numel() * x.element_size() for x in tensors]})
+            return _fn(*args, **kwargs)
+
+        setattr(dist, name, wrapped)
+
+
+def _worker(rank: int, spec: dict, out: str) -> None:
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(spec["port"])
+    dist.init_process_group("gloo", rank=rank, world_size=spec["world"])
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    log: list = []
+    _record(log)
+    results = []
+    for case in spec["cases"]:
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(LlamaConfig(**spec["config"]))
+        policy = MixedPrecisionPolicy(param_dtype=DTYPES[case["param_dtype"]], reduce_dtype=DTYPES[case["reduce_dtype"]])
+        reshard = case["zero"] == 3
+        for layer in model.model.layers:
+            fully_shard(layer, reshard_after_forward=reshard, mp_policy=policy)
+        fully_shard(model, reshard_after_forward=reshard, mp_policy=policy)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        vocab = spec["config"]["vocab_size"]
+        for _step in range(2):
+            log.clear()
+            for _ in range(case["m"]):
+                ids = torch.randint(0, vocab, (spec["micro_batch"], spec["seq_len"]))
+                model(input_ids=ids, labels=ids).loss.backward()
+            opt.step()
+            opt.zero_grad()
+        results.append({"case": case, "params": sum(p.numel() for p in model.parameters()), "calls": list(log)})
+    if rank == 0:
+        with open(out, "w", encoding="utf-8") as fh:
+            json.dump(results, fh)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1], encoding="utf-8") as fh:
+        spec = json.load(fh)
+    mp.spawn(_worker, args=(spec, sys.argv[2]), nprocs=spec["world"])

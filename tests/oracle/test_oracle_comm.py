@@ -1,0 +1,135 @@
+"""Data-parallel traffic: llmplan's ``communication.dp_bytes`` against the collectives FSDP2 issues.
+
+Method. ``fsdp_comm_worker.py`` trains a small Hugging Face ``LlamaForCausalLM`` on four
+CPU processes (gloo) under PyTorch FSDP2 (``fully_shard`` on every decoder layer, then on
+the model) and records every all-gather and reduce-scatter of one step, with its buffer
+sizes. A ring collective over ``n`` ranks makes each rank send ``(n − 1)/n`` of the full
+buffer (the all-gather's output, the reduce-scatter's input), which is how llmplan counts
+``communication.dp_bytes``; the test sums that over the recorded calls and compares it with
+llmplan's number for the same config, layout (``n_dp`` = 4, ``m`` micro-batches) and
+dtypes — exactly: the shapes are chosen so that FSDP pads nothing.
+
+Findings (PyTorch 2.13, CPU):
+
+* ``FULL_SHARD`` (ZeRO-3, ``reshard_after_forward=True``): per micro-batch every unit
+  (each decoder layer, and the root with embedding, final norm and LM head) is gathered
+  twice (forward, backward) and its gradients reduce-scattered once: ``m·(n−1)/n·(2·q_w +
+  q_g)·P`` — 1.5 all-reduces' worth when gradients and weights share a dtype;
+* ``SHARD_GRAD_OP`` (ZeRO-2, ``reshard_after_forward=False``): one gather and one
+  reduce-scatter per unit **per micro-batch**, ``m·(n−1)/n·(q_w + q_g)·P`` — not the once-
+  per-step gather of DeepSpeed's ZeRO-2, hence ``[parallelism] sharding = "fsdp"``;
+* the gathers move the parameters in ``param_dtype`` (``q_w``) and the reduce-scatters the
+  gradients in ``reduce_dtype`` (``q_g``): with bf16 parameters and fp32 reduction the
+  step moves ``(2·2 + 4)/(3·4)`` = 2/3 of what an all-fp32 count would say.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.oracle
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+torch_distributed = pytest.importorskip("torch.distributed")
+if not torch_distributed.is_available() or not torch_distributed.is_gloo_available():  # pragma: no cover
+    pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
+
+import llmplan  # noqa: E402
+from llmplan import catalog  # noqa: E402
+from llmplan.hf import from_hf_config  # noqa: E402
+
+WORKER = Path(__file__).with_name("fsdp_comm_worker.py")
+WORLD = 4
+MICRO_BATCH, SEQ = 2, 16
+#: every dimension a multiple of WORLD, so FSDP's dim-0 sharding pads nothing
+CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+              num_key_value_heads=2, vocab_size=256, tie_word_embeddings=False, max_position_embeddings=64)
+#: (zero, m, FSDP param_dtype, FSDP reduce_dtype) -> llmplan precision
+CASES = [
+    (3, 1, "fp32", "fp32"), (3, 2, "fp32", "fp32"), (3, 2, "bf16", "fp32"), (3, 3, "bf16", "bf16"),
+    (2, 1, "fp32", "fp32"), (2, 2, "fp32", "fp32"), (2, 3, "bf16", "fp32"),
+]
+PRECISION = {
+    ("fp32", "fp32"): dict(preset="fp32"),
+    ("bf16", "fp32"): dict(preset="bf16-mixed", grads="fp32"),  # FSDP's usual "bf16 compute, fp32 reduction"
+    ("bf16", "bf16"): dict(preset="bf16-mixed"),
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> list[dict]:
+    d = tmp_path_factory.mktemp("fsdp")
+    spec = {"world": WORLD, "port": _free_port(), "config": CONFIG, "micro_batch": MICRO_BATCH, "seq_len": SEQ,
+            "cases": [{"zero": z, "m": m, "param_dtype": pd, "reduce_dtype": rd} for z, m, pd, rd in CASES]}
+    (d / "spec.json").write_text(json.dumps(spec))
+    proc = subprocess.run([sys.executable, str(WORKER), str(d / "spec.json"), str(d / "out.json")],
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode:
+        pytest.fail(f"FSDP worker failed:\n{proc.stderr[-3000:]}")
+    return json.loads((d / "out.json").read_text())
+
+
+def measured_ring_bytes(calls: list[dict]) -> float:
+    """Bytes one rank sends over one step: (n−1)/n of each collective's full buffer."""
+    total = 0.0
+    for call in calls:
+        op, sizes = call["op"], call["bytes"]
+        assert op in ("all_gather_single", "reduce_scatter_single"), op  # FSDP2's two collectives
+        total += (WORLD - 1) / WORLD * max(sizes)  # gather: output; reduce-scatter: input
+    return total
+
+
+def llmplan_plan(zero: int, m: int, param_dtype: str, reduce_dtype: str) -> llmplan.Plan:
+    model, _ = from_hf_config({"model_type": "llama", "architectures": ["LlamaForCausalLM"], **CONFIG}, name="tiny llama")
+    return llmplan.Plan(
+        model=model,
+        method=llmplan.Method(kind="pretrain", tokens=10**6, seq_len=SEQ, global_batch=WORLD * MICRO_BATCH * m),
+        precision=llmplan.Precision(**PRECISION[(param_dtype, reduce_dtype)]),
+        cluster=llmplan.Cluster(gpu=catalog.gpu("h100-sxm"), gpus=WORLD),
+        parallelism=llmplan.Parallelism(zero=zero, sharding="fsdp", micro_batch=MICRO_BATCH, framework="hf"),
+    )
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[f"zero{z}-m{m}-{pd}-{rd}" for z, m, pd, rd in CASES])
+def test_dp_bytes_equal_fsdp2(recorded, index):
+    result = recorded[index]
+    zero, m, pd, rd = CASES[index]
+    assert result["case"] == {"zero": zero, "m": m, "param_dtype": pd, "reduce_dtype": rd}
+    est = llmplan.estimate(llmplan_plan(zero, m, pd, rd))
+    assert int(est.value("params.total")) == result["params"]
+    assert est.value("communication.dp_bytes") == pytest.approx(measured_ring_bytes(result["calls"]), rel=1e-12)
+
+
+def test_collective_counts(recorded):
+    """Hand count for 3 decoder layers + the root unit (embedding, final norm, LM head) = 4 units."""
+    units = CONFIG["num_hidden_layers"] + 1
+    for (zero, m, _, _), result in zip(CASES, recorded):
+        ops = [c["op"] for c in result["calls"]]
+        gathers = 2 if zero == 3 else 1
+        assert ops.count("all_gather_single") == gathers * units * m
+        assert ops.count("reduce_scatter_single") == units * m
+
+
+def test_deepspeed_zero2_is_not_fsdp():
+    """The same ZeRO-2 layout under sharding = "zero" gathers the updated parameters once per step:
+    (n−1)/n·P·(m·q_g + q_w) instead of FSDP's (n−1)/n·P·m·(q_g + q_w) — hand derivation, fp32, m = 3."""
+    import attrs
+
+    fsdp = llmplan_plan(2, 3, "fp32", "fp32")
+    zero = attrs.evolve(fsdp, parallelism=attrs.evolve(fsdp.parallelism, sharding="zero"))
+    params = llmplan.estimate(fsdp).value("params.total")
+    ring = (WORLD - 1) / WORLD * 4 * params
+    assert llmplan.estimate(fsdp).value("communication.dp_bytes") == pytest.approx(3 * 2 * ring)
+    assert llmplan.estimate(zero).value("communication.dp_bytes") == pytest.approx((3 + 1) * ring)
