@@ -9,7 +9,9 @@ recipe (torchtitan, accelerate) — with ``reshard_after_forward`` true for ZeRO
 accumulation without ``set_requires_gradient_sync(False)``) with AdamW. Every call of a
 ``torch.distributed`` function whose name holds ``all_gather``, ``reduce_scatter`` or
 ``all_reduce`` is recorded, with the byte size of each tensor argument, during the second
-step; rank 0 writes the records per case.
+step; rank 0 writes the records per case. ``zero = 0`` cases use ``DistributedDataParallel``
+instead (gradient accumulation under ``no_sync()``), its buckets all-reduced through
+``dist.all_reduce`` by PyTorch's default comm hook.
 """
 
 from __future__ import annotations
@@ -39,6 +41,24 @@ def _record(log: list) -> None:
         setattr(dist, name, wrapped)
 
 
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def _ddp(model):
+    """DistributedDataParallel (ZeRO-0) with PyTorch's default all-reduce as a Python comm
+    hook: DDP's C++ reducer would call the process group out of reach of the wrapped
+    functions; the hook sends each gradient bucket through ``dist.all_reduce``, recorded."""
+    from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+    from torch.nn.parallel import DistributedDataParallel
+
+    ddp = DistributedDataParallel(model)
+    ddp.register_comm_hook(None, default_hooks.allreduce_hook)
+    return ddp
+
+
 def _worker(rank: int, spec: dict, out: str) -> None:
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(spec["port"])
     dist.init_process_group("gloo", rank=rank, world_size=spec["world"])
@@ -51,18 +71,24 @@ def _worker(rank: int, spec: dict, out: str) -> None:
     for case in spec["cases"]:
         torch.manual_seed(0)
         model = LlamaForCausalLM(LlamaConfig(**spec["config"]))
-        policy = MixedPrecisionPolicy(param_dtype=DTYPES[case["param_dtype"]], reduce_dtype=DTYPES[case["reduce_dtype"]])
-        reshard = case["zero"] == 3
-        for layer in model.model.layers:
-            fully_shard(layer, reshard_after_forward=reshard, mp_policy=policy)
-        fully_shard(model, reshard_after_forward=reshard, mp_policy=policy)
+        if case["zero"] == 0:
+            model = _ddp(model)
+        else:
+            policy = MixedPrecisionPolicy(param_dtype=DTYPES[case["param_dtype"]], reduce_dtype=DTYPES[case["reduce_dtype"]])
+            reshard = case["zero"] == 3
+            for layer in model.model.layers:
+                fully_shard(layer, reshard_after_forward=reshard, mp_policy=policy)
+            fully_shard(model, reshard_after_forward=reshard, mp_policy=policy)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         vocab = spec["config"]["vocab_size"]
         for _step in range(2):
             log.clear()
-            for _ in range(case["m"]):
+            for i in range(case["m"]):
                 ids = torch.randint(0, vocab, (spec["micro_batch"], spec["seq_len"]))
-                model(input_ids=ids, labels=ids).loss.backward()
+                # DDP: gradient accumulation under no_sync(), one all-reduce at the last micro-batch
+                ctx = model.no_sync() if case["zero"] == 0 and i < case["m"] - 1 else _nothing()
+                with ctx:
+                    model(input_ids=ids, labels=ids).loss.backward()
             opt.step()
             opt.zero_grad()
         results.append({"case": case, "params": sum(p.numel() for p in model.parameters()), "calls": list(log)})

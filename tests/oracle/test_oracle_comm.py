@@ -1,9 +1,9 @@
-"""Data-parallel traffic: llmplan's ``communication.dp_bytes`` against the collectives FSDP2 issues.
+"""Data-parallel traffic: llmplan's ``communication.dp_bytes`` against the collectives FSDP2 and DDP issue.
 
 Method. ``fsdp_comm_worker.py`` trains a small Hugging Face ``LlamaForCausalLM`` on four
 CPU processes (gloo) under PyTorch FSDP2 (``fully_shard`` on every decoder layer, then on
-the model) and records every all-gather and reduce-scatter of one step, with its buffer
-sizes. A ring collective over ``n`` ranks makes each rank send ``(n − 1)/n`` of the full
+the model) or DDP, and records every all-gather and reduce-scatter (DDP: every bucket
+all-reduce) of one step, with its buffer sizes. A ring collective over ``n`` ranks makes each rank send ``(n − 1)/n`` of the full
 buffer (the all-gather's output, the reduce-scatter's input), which is how llmplan counts
 ``communication.dp_bytes``; the test sums that over the recorded calls and compares it with
 llmplan's number for the same config, layout (``n_dp`` = 4, ``m`` micro-batches) and
@@ -11,6 +11,8 @@ dtypes — exactly: the shapes are chosen so that FSDP pads nothing.
 
 Findings (PyTorch 2.13, CPU):
 
+* ``DistributedDataParallel`` (ZeRO-0) accumulating under ``no_sync()``: one all-reduce of
+  the gradients per step, ``2·(n−1)/n·q_g·P``, whatever ``m``;
 * ``FULL_SHARD`` (ZeRO-3, ``reshard_after_forward=True``): per micro-batch every unit
   (each decoder layer, and the root with embedding, final norm and LM head) is gathered
   twice (forward, backward) and its gradients reduce-scattered once: ``m·(n−1)/n·(2·q_w +
@@ -52,6 +54,7 @@ CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_at
               num_key_value_heads=2, vocab_size=256, tie_word_embeddings=False, max_position_embeddings=64)
 #: (zero, m, FSDP param_dtype, FSDP reduce_dtype) -> llmplan precision
 CASES = [
+    (0, 1, "fp32", "fp32"), (0, 3, "fp32", "fp32"),
     (3, 1, "fp32", "fp32"), (3, 2, "fp32", "fp32"), (3, 2, "bf16", "fp32"), (3, 3, "bf16", "bf16"),
     (2, 1, "fp32", "fp32"), (2, 2, "fp32", "fp32"), (2, 3, "bf16", "fp32"),
 ]
@@ -86,8 +89,9 @@ def measured_ring_bytes(calls: list[dict]) -> float:
     total = 0.0
     for call in calls:
         op, sizes = call["op"], call["bytes"]
-        assert op in ("all_gather_single", "reduce_scatter_single"), op  # FSDP2's two collectives
-        total += (WORLD - 1) / WORLD * max(sizes)  # gather: output; reduce-scatter: input
+        assert op in ("all_gather_single", "reduce_scatter_single", "all_reduce"), op  # FSDP2's two, DDP's one
+        share = 2 if op == "all_reduce" else 1  # a ring all-reduce is a reduce-scatter and an all-gather
+        total += share * (WORLD - 1) / WORLD * max(sizes)  # gather: output; reduce-scatter: input
     return total
 
 
@@ -117,6 +121,9 @@ def test_collective_counts(recorded):
     units = CONFIG["num_hidden_layers"] + 1
     for (zero, m, _, _), result in zip(CASES, recorded):
         ops = [c["op"] for c in result["calls"]]
+        if zero == 0:  # DDP under no_sync(): one bucket (< 25 MB), all-reduced once per step
+            assert ops == ["all_reduce"]
+            continue
         gathers = 2 if zero == 3 else 1
         assert ops.count("all_gather_single") == gathers * units * m
         assert ops.count("reduce_scatter_single") == units * m
