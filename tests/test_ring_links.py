@@ -183,3 +183,26 @@ def test_zero3_lora_gathers_the_frozen_base_too():
     assert 0 < P_a < P / 100
     want = 4 * 63 / 64 * (2 * 2 * (P + P_a) + 2 * P_a)
     assert est.value("communication.dp_bytes") == pytest.approx(want, rel=1e-12)
+
+
+def test_hf_tensor_parallel_without_sp_all_reduces_each_column_input():
+    """Backward all-reduces per layer: Megatron's fused QKV + FC1 = 2; Hugging Face modules
+    under PyTorch's ColwiseParallel without SP all-reduce each column-parallel projection's
+    input gradient: Llama q, k, v + gate, up = 5; DBRX (fused Wqkv + gated experts) = 3; GPT-3
+    as a GPT-2 class (fused c_attn, ungated c_fc) = 2; DeepSeek-V3 (MLA q_a_proj,
+    kv_a_proj_with_mqa + gate, up) = 4. With SP: 2 for all."""
+    import attrs
+    from llmplan.formulas.comm import tp_backward_collectives
+
+    def count(model, framework, sp):
+        model = catalog.model(model) if isinstance(model, str) else model
+        return tp_backward_collectives(Plan(model=model, method=Method(kind="pretrain", tokens=1e9, seq_len=1024, global_batch=8),
+                                            cluster=Cluster(gpu=catalog.gpu("h100-sxm"), gpus=8),
+                                            parallelism=Parallelism(tp=2, framework=framework, sequence_parallel=sp)))
+
+    assert count("llama-2-7b", "megatron", False) == 2
+    assert count("llama-2-7b", "hf", False) == 5
+    assert count("llama-2-7b", "hf", True) == 2
+    assert count("dbrx", "hf", False) == 3
+    assert count(attrs.evolve(catalog.model("gpt3-175b"), hf_model_type="gpt2"), "hf", False) == 2
+    assert count("deepseek-v3", "hf", False) == 4

@@ -130,6 +130,34 @@ def group_limited_all_to_all(token_bytes) -> tuple[sympy.Expr, sympy.Expr]:
     return inter + intra, seconds
 
 
+def tp_backward_collectives(plan) -> int:
+    """All-reduces per layer in the backward pass of tensor parallelism.
+
+    Megatron-LM fuses Q, K and V into one column-parallel linear layer and the MLP's gate and
+    up projections into another, so the backward all-reduces the input gradient twice per
+    layer (Narayanan et al. 2021 §3); with sequence parallelism every framework gathers the
+    block input once per half and reduce-scatters its gradient once (Korthikanti et al.
+    2022 §4.2.2). Without sequence parallelism, Hugging Face modules under PyTorch's
+    ``ColwiseParallel`` / ``RowwiseParallel`` (transformers' own ``tp_plan``) keep the
+    projections separate, and each column-parallel one all-reduces its own input gradient:
+    q, k and v (one for a fused QKV class, two for MLA's ``q(_a)_proj`` and
+    ``kv_a_proj_with_mqa``) plus gate and up (one without gating) — 5 for Llama, measured by
+    ``tests/oracle/test_oracle_comm.py``. Routed experts are counted like a dense MLP.
+    """
+    par, model = plan.parallelism, plan.model
+    if par.sp or par.framework != "hf":  # (tp = 1 moves nothing whatever the count)
+        return 2
+    from .adapters import FUSED_QKV_LINEARS
+
+    if model.mla is not None:
+        attn = 2
+    elif (model.hf_model_type or "") in FUSED_QKV_LINEARS:
+        attn = 1
+    else:
+        attn = 3
+    return attn + (2 if model.gated else 1)
+
+
 def gathered_weight_bytes(q) -> sympy.Expr:
     """Bytes of the stage's parameters as a ZeRO-3 / FSDP all-gather moves them: every
     parameter the GPU holds before sharding, at ``q_w`` — with a LoRA adapter, the frozen
@@ -220,11 +248,14 @@ def define(q: Definitions) -> None:
     q.define("communication.dp_bytes", "C_dp", dp_bytes, "B", "bytes a GPU sends for DP per step", SRC)
     # --- tensor parallel: per layer, per micro-batch -----------------------------------------
     act = q_a * s * b * h / c
-    passes = 3 if par.recompute == "full" else 2  # forward (+ recomputed forward) and backward
-    n_coll = 2 * passes  # two all-reduces (or RS+AG pairs) per pass
+    forwards = 2 if par.recompute == "full" else 1  # forward (+ the recomputed forward)
+    # two all-reduces (or RS+AG pairs) per pass: after the attention and MLP output
+    # projections forward, before the fused QKV and FC1 backward (Megatron-LM)
+    n_coll = 2 * forwards + tp_backward_collectives(plan)
     tp_bytes = n_coll * L_s * m * ring_allreduce_bytes(t, act)
     tp_time = n_coll * L_s * m * ring_allreduce_seconds(t, act, alpha_tp, W_tp)
     T_tp = q.define("communication.tp_seconds", "T_tp", tp_time, "s", "tensor-parallel collectives per step", SRC)
+    q.define("communication.tp_bytes", "C_tp", tp_bytes, "B", "bytes a GPU sends for TP per step", SRC)
     # --- pipeline parallel: activations forward, gradients backward -------------------------
     p2p = act / (t if par.sp else 1)
     pp_msgs = 2 * m * v

@@ -11,7 +11,9 @@ accumulation without ``set_requires_gradient_sync(False)``) with AdamW. Every ca
 ``all_reduce`` is recorded, with the byte size of each tensor argument, during the second
 step; rank 0 writes the records per case. ``zero = 0`` cases use ``DistributedDataParallel``
 instead (gradient accumulation under ``no_sync()``), its buckets all-reduced through
-``dist.all_reduce`` by PyTorch's default comm hook.
+``dist.all_reduce`` by PyTorch's default comm hook. ``tp`` cases shard the decoder layers over
+all ranks with transformers' Llama ``tp_plan`` (PyTorch's ``ColwiseParallel`` /
+``RowwiseParallel``, no sequence parallelism) and record DTensor's functional collectives.
 """
 
 from __future__ import annotations
@@ -59,6 +61,38 @@ def _ddp(model):
     return ddp
 
 
+def _record_functional(log: list) -> None:
+    """DTensor (tensor parallelism) reduces through the functional collectives."""
+    import torch.distributed._functional_collectives as funcol
+
+    for name in ("all_reduce", "all_gather_tensor", "reduce_scatter_tensor", "all_gather_tensor_autograd",
+                 "reduce_scatter_tensor_autograd"):
+        fn = getattr(funcol, name, None)
+        if fn is None:
+            continue
+
+        def wrapped(tensor, *args, _fn=fn, _name=name, **kwargs):
+            log.append({"op": "tp_" + _name, "bytes": [tensor.numel() * tensor.element_size()]})
+            return _fn(tensor, *args, **kwargs)
+
+        setattr(funcol, name, wrapped)
+
+
+def _tensor_parallel(model, world: int):
+    """transformers' Llama ``tp_plan`` applied with PyTorch's parallel styles: q, k, v, gate and up
+    column-parallel, o and down row-parallel, no sequence parallelism."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+    mesh = init_device_mesh("cpu", (world,))
+    plan = {f"self_attn.{n}": ColwiseParallel() for n in ("q_proj", "k_proj", "v_proj")}
+    plan |= {"self_attn.o_proj": RowwiseParallel(), "mlp.gate_proj": ColwiseParallel(), "mlp.up_proj": ColwiseParallel(),
+             "mlp.down_proj": RowwiseParallel()}
+    for layer in model.model.layers:
+        parallelize_module(layer, mesh, plan)
+    return model
+
+
 def _worker(rank: int, spec: dict, out: str) -> None:
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(spec["port"])
     dist.init_process_group("gloo", rank=rank, world_size=spec["world"])
@@ -67,11 +101,14 @@ def _worker(rank: int, spec: dict, out: str) -> None:
 
     log: list = []
     _record(log)
+    _record_functional(log)
     results = []
     for case in spec["cases"]:
         torch.manual_seed(0)
         model = LlamaForCausalLM(LlamaConfig(**spec["config"]))
-        if case["zero"] == 0:
+        if case.get("tp"):
+            model = _tensor_parallel(model, spec["world"])
+        elif case["zero"] == 0:
             model = _ddp(model)
         else:
             policy = MixedPrecisionPolicy(param_dtype=DTYPES[case["param_dtype"]], reduce_dtype=DTYPES[case["reduce_dtype"]])
@@ -86,7 +123,7 @@ def _worker(rank: int, spec: dict, out: str) -> None:
             for i in range(case["m"]):
                 ids = torch.randint(0, vocab, (spec["micro_batch"], spec["seq_len"]))
                 # DDP: gradient accumulation under no_sync(), one all-reduce at the last micro-batch
-                ctx = model.no_sync() if case["zero"] == 0 and i < case["m"] - 1 else _nothing()
+                ctx = model.no_sync() if case["zero"] == 0 and not case.get("tp") and i < case["m"] - 1 else _nothing()
                 with ctx:
                     model(input_ids=ids, labels=ids).loss.backward()
             opt.step()

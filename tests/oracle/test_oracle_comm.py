@@ -1,4 +1,5 @@
-"""Data-parallel traffic: llmplan's ``communication.dp_bytes`` against the collectives FSDP2 and DDP issue.
+"""Data- and tensor-parallel traffic: llmplan's ``communication.dp_bytes`` / ``tp_bytes`` against
+the collectives FSDP2, DDP and PyTorch's tensor parallelism issue.
 
 Method. ``fsdp_comm_worker.py`` trains a small Hugging Face ``LlamaForCausalLM`` on four
 CPU processes (gloo) under PyTorch FSDP2 (``fully_shard`` on every decoder layer, then on
@@ -20,6 +21,10 @@ Findings (PyTorch 2.13, CPU):
 * ``SHARD_GRAD_OP`` (ZeRO-2, ``reshard_after_forward=False``): one gather and one
   reduce-scatter per unit **per micro-batch**, ``m·(n−1)/n·(q_w + q_g)·P`` — not the once-
   per-step gather of DeepSpeed's ZeRO-2, hence ``[parallelism] sharding = "fsdp"``;
+* tensor parallelism with transformers' Llama ``tp_plan`` (no sequence parallelism): 2
+  all-reduces of the activations per layer forward, 5 backward — each of q, k, v, gate and
+  up all-reduces its own input gradient, where Megatron-LM's fused QKV and FC1 need one
+  each (``[parallelism] framework = "hf"`` without SP prices the 7);
 * the gathers move the parameters in ``param_dtype`` (``q_w``) and the reduce-scatters the
   gradients in ``reduce_dtype`` (``q_g``): with bf16 parameters and fp32 reduction the
   step moves ``(2·2 + 4)/(3·4)`` = 2/3 of what an all-fp32 count would say.
@@ -104,6 +109,47 @@ def llmplan_plan(zero: int, m: int, param_dtype: str, reduce_dtype: str) -> llmp
         cluster=llmplan.Cluster(gpu=catalog.gpu("h100-sxm"), gpus=WORLD),
         parallelism=llmplan.Parallelism(zero=zero, sharding="fsdp", micro_batch=MICRO_BATCH, framework="hf"),
     )
+
+
+TP_WORLD = 2
+TP_M = (1, 2)
+
+
+@pytest.fixture(scope="module")
+def recorded_tp(tmp_path_factory) -> list[dict]:
+    d = tmp_path_factory.mktemp("tp")
+    spec = {"world": TP_WORLD, "port": _free_port(), "config": CONFIG, "micro_batch": MICRO_BATCH, "seq_len": SEQ,
+            "cases": [{"tp": True, "zero": 0, "m": m, "param_dtype": "fp32", "reduce_dtype": "fp32"} for m in TP_M]}
+    (d / "spec.json").write_text(json.dumps(spec))
+    proc = subprocess.run([sys.executable, str(WORKER), str(d / "spec.json"), str(d / "out.json")],
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode:
+        pytest.fail(f"TP worker failed:\n{proc.stderr[-3000:]}")
+    return json.loads((d / "out.json").read_text())
+
+
+@pytest.mark.parametrize("index", range(len(TP_M)), ids=[f"m{m}" for m in TP_M])
+def test_tp_bytes_equal_pytorch_tensor_parallel(recorded_tp, index):
+    """transformers' Llama tp_plan without sequence parallelism: per layer and micro-batch 2
+    all-reduces of the (b, s, h) activations forward (after o_proj and down_proj) and 5
+    backward (the input gradients of q, k, v, gate and up, each all-reduced on its own) —
+    7, where Megatron-LM's fused QKV and FC1 need 4."""
+    m = TP_M[index]
+    calls = recorded_tp[index]["calls"]
+    ops = [c["op"] for c in calls]
+    act = MICRO_BATCH * SEQ * CONFIG["hidden_size"] * 4  # fp32 activations
+    assert ops == ["tp_all_reduce"] * (7 * CONFIG["num_hidden_layers"] * m)
+    assert all(c["bytes"] == [act] for c in calls)
+    measured = sum(2 * (TP_WORLD - 1) / TP_WORLD * c["bytes"][0] for c in calls)
+    model, _ = from_hf_config({"model_type": "llama", "architectures": ["LlamaForCausalLM"], **CONFIG}, name="tiny llama")
+    plan = llmplan.Plan(
+        model=model,
+        method=llmplan.Method(kind="pretrain", tokens=10**6, seq_len=SEQ, global_batch=MICRO_BATCH * m),
+        precision=llmplan.Precision(preset="fp32"),
+        cluster=llmplan.Cluster(gpu=catalog.gpu("h100-sxm"), gpus=TP_WORLD),
+        parallelism=llmplan.Parallelism(tp=TP_WORLD, sequence_parallel=False, micro_batch=MICRO_BATCH, framework="hf"),
+    )
+    assert llmplan.estimate(plan).value("communication.tp_bytes") == pytest.approx(measured, rel=1e-12)
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[f"zero{z}-m{m}-{pd}-{rd}" for z, m, pd, rd in CASES])
