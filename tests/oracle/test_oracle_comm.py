@@ -1,7 +1,7 @@
 """Data- and tensor-parallel traffic: llmplan's ``communication.dp_bytes`` / ``tp_bytes`` against
 the collectives FSDP2, DDP and PyTorch's tensor parallelism issue.
 
-Method. ``fsdp_comm_worker.py`` trains a small Hugging Face ``LlamaForCausalLM`` on four
+Method. ``comm_worker.py`` trains a small Hugging Face ``LlamaForCausalLM`` on four
 CPU processes (gloo) under PyTorch FSDP2 (``fully_shard`` on every decoder layer, then on
 the model) or DDP, and records every all-gather and reduce-scatter (DDP: every bucket
 all-reduce) of one step, with its buffer sizes. A ring collective over ``n`` ranks makes each rank send ``(n − 1)/n`` of the full
@@ -51,7 +51,7 @@ import llmplan  # noqa: E402
 from llmplan import catalog  # noqa: E402
 from llmplan.hf import from_hf_config  # noqa: E402
 
-WORKER = Path(__file__).with_name("fsdp_comm_worker.py")
+WORKER = Path(__file__).with_name("comm_worker.py")
 WORLD = 4
 MICRO_BATCH, SEQ = 2, 16
 #: every dimension a multiple of WORLD, so FSDP's dim-0 sharding pads nothing

@@ -1,6 +1,6 @@
-"""Record the collectives PyTorch FSDP2 issues in one training step (run by test_oracle_comm.py).
+"""Record the collectives PyTorch FSDP2, DDP and tensor parallelism issue in one training step (run by test_oracle_comm.py).
 
-``python fsdp_comm_worker.py SPEC.json OUT.json`` starts ``world`` CPU processes on the
+``python comm_worker.py SPEC.json OUT.json`` starts ``world`` CPU processes on the
 gloo backend. Each builds the same small ``LlamaForCausalLM`` from ``SPEC["config"]``,
 wraps every decoder layer and then the whole model with ``fully_shard`` — the usual FSDP2
 recipe (torchtitan, accelerate) — with ``reshard_after_forward`` true for ZeRO-3
