@@ -491,6 +491,20 @@ def capabilities(
     return Matrix(gpu=cluster.gpu.id, gpus=cluster.gpus or 1, cells=tuple(cells))
 
 
+#: The hidden sizes :func:`llama_like` chooses among (multiples of 128).
+LLAMA_LIKE_HIDDEN = (1024, 32768)
+
+
+def _llama_like_ffn(hidden: int) -> int:
+    return math.ceil(8 * hidden / 3 / 256) * 256
+
+
+def llama_like_params(hidden: int, vocab: int = 32000) -> int:
+    """Parameters of the :func:`llama_like` shape with this ``hidden`` size (a multiple of 128)."""
+    layers, ffn = hidden // 128, _llama_like_ffn(hidden)
+    return layers * (4 * hidden * hidden + 3 * hidden * ffn + 2 * hidden) + 2 * vocab * hidden + hidden
+
+
 def llama_like(params: float, *, vocab: int = 32000, name: str | None = None) -> Dense:
     """A Llama-shaped dense model of about ``params`` parameters (for "a 10B / 30B / 100B model").
 
@@ -500,13 +514,12 @@ def llama_like(params: float, *, vocab: int = 32000, name: str | None = None) ->
     The exact count is :func:`llmplan.param_counts` of the result.
     """
     best = None
-    for hidden in range(1024, 32768 + 1, 128):
-        layers = hidden // 128
-        ffn = math.ceil(8 * hidden / 3 / 256) * 256
-        n = layers * (4 * hidden * hidden + 3 * hidden * ffn + 2 * hidden) + 2 * vocab * hidden + hidden
+    for hidden in range(LLAMA_LIKE_HIDDEN[0], LLAMA_LIKE_HIDDEN[1] + 1, 128):
+        n = llama_like_params(hidden, vocab)
         if best is None or abs(n - params) < abs(best[0] - params):
-            best = (n, hidden, layers, ffn)
-    _, hidden, layers, ffn = best
+            best = (n, hidden)
+    _, hidden = best
+    layers, ffn = hidden // 128, _llama_like_ffn(hidden)
     return Dense(
         name=name or f"llama-like-{params / 1e9:g}b",
         layers=layers,

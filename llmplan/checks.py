@@ -157,7 +157,7 @@ def plan_warnings(plan: "Plan") -> list[str]:
     if par.pp > 1 and m.layers % par.pp:
         w.append(
             f"parallelism.pp = {par.pp} does not divide layers = {m.layers}: stages are uneven, "
-            "the slowest stage sets the pace"
+            f"the slowest stage ({-(-m.layers // par.pp)} layers) sets the pace (time.stage_imbalance)"
         )
     elif par.pp > 1 and par.pp_schedule == "interleaved" and par.v > 1 and m.layers % (par.pp * par.v):
         w.append(

@@ -74,6 +74,10 @@ PRICE_POLICIES = ("latest", "all")
 _CHUNK = 6
 _ROWS = 200_000
 
+#: :func:`largest_model` looks at this many shapes past the bisection's boundary (feasibility
+#: is not monotone where a head count rules out tensor parallelism).
+_SCAN = 4
+
 
 # ---------------------------------------------------------------------------------------
 # helpers
@@ -575,8 +579,11 @@ def largest_model(
 
     Feasible = some layout fits in memory, costs ≤ the budget (and finishes by
     ``deadline_seconds``). Cost grows with the model (compute ∝ N², 120·N² FLOPs) and so
-    does memory, so feasibility is monotone in N: the answer is found by bisection on
-    log N, down to adjacent shapes (hidden sizes 128 apart) or ``rel_tol``. Layouts the
+    does memory, so feasibility is nearly monotone in N: the answer is found by bisection
+    on log N, down to adjacent shapes (hidden sizes 128 apart) or ``rel_tol``, and then the
+    next :data:`_SCAN` shapes past the boundary are tried too, since a shape whose head
+    count rules out tensor parallelism (69 = 3·23 heads) can miss a budget the next one
+    makes. Layouts the
     usual frameworks do not run are left out unless ``unsupported="rank"``.
 
     Returns:
@@ -686,6 +693,21 @@ def largest_model(
             lo = mid
         else:
             hi = mid
+    if not capped:
+        # Feasibility is not quite monotone in N: a shape whose head count has no small
+        # factor (69 = 3·23 heads) cannot use tp 2, 4 or 8 and can miss the budget while
+        # the next shape makes it. Look at the next _SCAN shapes past the boundary.
+        from .capabilities import LLAMA_LIKE_HIDDEN, llama_like_params
+
+        best_hidden, step = llama_like(lo, vocab=vocab).hidden, 1
+        while step <= _SCAN and best_hidden + 128 * step <= LLAMA_LIKE_HIDDEN[1]:
+            _, ok, _ = probe(llama_like_params(best_hidden + 128 * step, vocab))
+            if ok:
+                best_hidden, step = best_hidden + 128 * step, 1
+            else:
+                step += 1
+        lo = llama_like_params(best_hidden, vocab)
+        hi = llama_like_params(best_hidden + 128, vocab) if best_hidden + 128 <= LLAMA_LIKE_HIDDEN[1] else lo
     model, _, info = probe(lo)
     rep = info["report"]
     n = info["params"]

@@ -232,6 +232,28 @@ def test_largest_model_fits_the_budget_and_the_next_shape_does_not():
     assert bigger["model"]["params"] > m["params"]
 
 
+def test_largest_model_looks_past_a_shape_that_misses_the_budget(monkeypatch):
+    """Feasibility need not be monotone (a shape whose head count rules out tensor
+    parallelism can cost more than the next one). Here every shape costs its parameter
+    count ÷ 10⁶ GPU-hours except hidden 8,960, which costs 10× that; the budget lies
+    between the costs of hidden 9,088 and 9,216. The bisection probes 8,960, finds it over
+    budget and alone would answer 8,832; the scan past the boundary answers 9,088."""
+    from llmplan import inverse
+    from llmplan.capabilities import llama_like_params
+
+    def fake(plan, gpus, deadline, objective, unsupported="drop"):
+        n = llmplan.param_counts(plan.model).total
+        return {"time": {"gpu_hours": n / 1e6 * (10 if plan.model.hidden == 8960 else 1), "days": 1.0}, "flops": {"total": 1.0}}
+
+    monkeypatch.setattr(inverse, "_best_report", fake)
+    budget = f"{(llama_like_params(9088) + llama_like_params(9216)) / 2 / 1e6} GPU-hours"
+    r = largest_model(budget, "h100-sxm", 64)
+    assert r["model"]["hidden"] == 9088
+    assert r["next_larger"]["hidden"] == 9216 and "over the budget" in r["next_larger"]["reason"]
+    monkeypatch.setattr(inverse, "_SCAN", 0)  # the bisection alone stops below the expensive shape
+    assert largest_model(budget, "h100-sxm", 64)["model"]["hidden"] == 8832
+
+
 def test_largest_model_currency_needs_a_rate():
     with pytest.raises(LlmplanError, match="JPY"):
         largest_model("10M JPY", "h100-sxm", 8, gpu_hour="2 USD")

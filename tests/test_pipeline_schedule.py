@@ -198,3 +198,37 @@ def test_search_counts_interleaved_with_too_few_micro_batches_as_unsupported():
 
     plan = make_plan(model=MODEL_32, pp=4, gpus=64, global_batch=16 * 2, schedule="interleaved", virtual=2)
     assert any("Megatron-Core refuses" in w for w in unsupported_warnings(plan_warnings(plan)))
+
+
+def _imbalance(model, p, global_batch=64):
+    plan = make_plan(model=model, pp=p, gpus=64, global_batch=global_batch)
+    est = estimate(plan)
+    flops_per_token = est.value("flops.per_step") / (est.values[S.B] * est.values[S.s])
+    return est.value("time.stage_imbalance"), flops_per_token
+
+
+def test_the_last_stage_carries_the_lm_head():
+    """p | L: every stage has L/p layers and the last one also the LM head (F_head = 3·2·h·V
+    per token, forward and backward), so ι = p·(L/p·F_l + F_head)/(L·F_l + F_head) =
+    1 + (p − 1)·F_head/F with F = L·F_l + F_head the hardware FLOPs per token."""
+    iota, F = _imbalance(MODEL_32, 4)
+    head = 6 * MODEL_32.hidden * MODEL_32.vocab
+    assert iota == pytest.approx(1 + 3 * head / F, rel=1e-12)
+    assert _imbalance(MODEL_32, 1)[0] == 1
+
+
+def test_uneven_stages_are_paced_by_the_fullest():
+    """10 layers on 4 stages (3, 3, 2 + head, 2 with a small vocabulary whose head costs less
+    than a layer): the slowest stage has ⌈10/4⌉ = 3 layers, ι = 4·3·F_l/F with
+    F_l = (F − F_head)/10; with a large vocabulary the last stage (⌊10/4⌋ = 2 layers + the
+    head) is the slowest: ι = 4·(2·F_l + F_head)/F."""
+    small = Dense(layers=10, hidden=1024, heads=16, ffn=2816, vocab=1000)
+    iota, F = _imbalance(small, 4)
+    head = 6 * 1024 * 1000
+    assert head < (F - head) / 10
+    assert iota == pytest.approx(4 * 3 * (F - head) / 10 / F, rel=1e-12)
+    large = Dense(layers=10, hidden=1024, heads=16, ffn=2816, vocab=256000)
+    iota, F = _imbalance(large, 4)
+    head = 6 * 1024 * 256000
+    assert head > (F - head) / 10
+    assert iota == pytest.approx(4 * (2 * (F - head) / 10 + head) / F, rel=1e-12)

@@ -2,12 +2,14 @@
 
 ``T_step = T_comp + T_bubble + T_exposed + T_opt`` where
 
-* ``T_comp = F_gemm / (N · F_peak · η_shape) + F_core / (N · F_peak · η_gemm) + T_elem (+ T_cast)`` —
+* ``T_comp = ι·(F_gemm / (N · F_peak · η_shape) + F_core / (N · F_peak · η_gemm)) + T_elem (+ T_cast)`` —
   the step's matrix multiplies at the efficiency their shapes allow (``η_shape``: a large
   GEMM's ``η_gemm`` times tile/wave quantisation, or the memory roofline when the GEMM is
   memory-bound — :func:`gemm_seconds`), FlashAttention's fused core at ``η_gemm``, and the
   memory-bound elementwise kernels (documented in ``docs/concepts.md#efficiency``), and
-  under FP8 compute the casts of the GEMM operands (:func:`fp8_cast_bytes`);
+  under FP8 compute the casts of the GEMM operands (:func:`fp8_cast_bytes`); ``ι`` is the
+  slowest pipeline stage's share (:func:`stage_imbalance`: the LM head on the last stage,
+  uneven layer counts);
 * ``T_bubble = T_comp · (p−1)/(v·m)`` — the 1F1B pipeline bubble with ``v``
   interleaved chunks (Narayanan et al. 2021 §2.2.1–2.2.2; GPipe the same with v = 1;
   interleaved with m < p, which Megatron-Core refuses: ``((p−1) + (v−1)(p−m))/(v·m)``);
@@ -89,6 +91,36 @@ class Floor(_Step):
     _sympy_func = sympy.floor
     _name = "floor"
     _tex = (r"\left\lfloor ", r" \right\rfloor")
+
+
+STAGES = (
+    "1F1B paces every stage at the slowest one (Narayanan et al. 2021 §2.2); Megatron-LM places the LM head "
+    "on the last stage (Megatron-Core's account_for_loss_in_pipeline_split and the Llama 3 paper §3.3.2, "
+    "one layer fewer on the first and last stages, balance it)"
+)
+
+
+@formula("stage_imbalance", STAGES)
+def stage_imbalance(plan, flops_per_token) -> sympy.Expr:
+    """``ι`` = the slowest pipeline stage's hardware FLOPs ÷ the average stage's (1 when ``pp = 1``).
+
+    The pipeline runs at the pace of its slowest stage: with ``F`` the hardware FLOPs per
+    token, ``F_head = 3·2·h·V`` the LM head's forward and backward and
+    ``F_layer = (F − F_head)/L`` a layer's share, a stage holds ``⌈L/p⌉`` layers, or — the
+    last — ``⌊L/p⌋`` layers and the head:
+    ``ι = p·max(⌈L/p⌉·F_layer, ⌊L/p⌋·F_layer + F_head) / F``.
+    Approximations: every layer costs the average layer (dense and MoE layers of a mixed
+    model alike), the embedding lookup is free; DualPipe, whose GPUs each hold a first-half
+    and a last-half stage, is taken as balanced (``ι = 1``).
+    """
+    par = plan.parallelism
+    if par.pp == 1 or par.pp_schedule == "dualpipe":
+        return sympy.Integer(1)
+    from ..symbols import L, V, h
+
+    head = 6 * h * V
+    layer = (flops_per_token - head) / L
+    return p * sympy.Max(Ceil(L / p) * layer, Floor(L / p) * layer + head) / flops_per_token
 
 
 @formula("tile_efficiency", QUANTISATION)
@@ -285,6 +317,17 @@ def define(q: Definitions) -> None:
         else:
             compute = F_step / (N * F_peak * eta_shape)
             compute_src = "every matrix multiply, the unfused attention core's batched GEMMs included, at η_shape"
+        iota = q.define(
+            "time.stage_imbalance",
+            "iota",
+            stage_imbalance(plan, F_step / (B * s)),
+            "1",
+            "hardware FLOPs of the slowest pipeline stage over the average stage's: ⌈L/p⌉ layers, or "
+            "⌊L/p⌋ and the LM head on the last stage (1 without a pipeline)",
+            STAGES,
+        )
+        compute = compute * iota
+        compute_src += "; × the slowest pipeline stage's share (time.stage_imbalance)"
         from ..symbols import L_s, kappa
 
         rec = plan.parallelism.recompute
