@@ -106,6 +106,10 @@ def _worker(rank: int, spec: dict, out: str) -> None:
     for case in spec["cases"]:
         torch.manual_seed(0)
         model = LlamaForCausalLM(LlamaConfig(**spec["config"]))
+        if case.get("lora"):  # PEFT LoRA adapters; the base is frozen
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(r=case["lora"], target_modules=["q_proj", "v_proj"])).base_model.model
         if case.get("tp"):
             model = _tensor_parallel(model, spec["world"])
         elif case["zero"] == 0:
@@ -116,7 +120,7 @@ def _worker(rank: int, spec: dict, out: str) -> None:
             for layer in model.model.layers:
                 fully_shard(layer, reshard_after_forward=reshard, mp_policy=policy)
             fully_shard(model, reshard_after_forward=reshard, mp_policy=policy)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-3)
         vocab = spec["config"]["vocab_size"]
         for _step in range(2):
             log.clear()

@@ -25,6 +25,9 @@ Findings (PyTorch 2.13, CPU):
   all-reduces of the activations per layer forward, 5 backward — each of q, k, v, gate and
   up all-reduces its own input gradient, where Megatron-LM's fused QKV and FC1 need one
   each (``[parallelism] framework = "hf"`` without SP prices the 7);
+* with PEFT LoRA adapters under ``FULL_SHARD`` the gathers carry every parameter, the
+  frozen base included, and only the units with adapters reduce-scatter, their adapters'
+  gradients;
 * the gathers move the parameters in ``param_dtype`` (``q_w``) and the reduce-scatters the
   gradients in ``reduce_dtype`` (``q_g``): with bf16 parameters and fp32 reduction the
   step moves ``(2·2 + 4)/(3·4)`` = 2/3 of what an all-fp32 count would say.
@@ -47,6 +50,7 @@ torch_distributed = pytest.importorskip("torch.distributed")
 if not torch_distributed.is_available() or not torch_distributed.is_gloo_available():  # pragma: no cover
     pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
 
+import attrs  # noqa: E402
 import llmplan  # noqa: E402
 from llmplan import catalog  # noqa: E402
 from llmplan.hf import from_hf_config  # noqa: E402
@@ -63,6 +67,9 @@ CASES = [
     (3, 1, "fp32", "fp32"), (3, 2, "fp32", "fp32"), (3, 2, "bf16", "fp32"), (3, 3, "bf16", "bf16"),
     (2, 1, "fp32", "fp32"), (2, 2, "fp32", "fp32"), (2, 3, "bf16", "fp32"),
 ]
+#: FULL_SHARD with PEFT LoRA (rank 4 on q_proj and v_proj, the base frozen), m = 2
+LORA_CASES = [(3, 2, "fp32", "fp32"), (3, 2, "bf16", "fp32")]
+LORA_RANK = 4
 PRECISION = {
     ("fp32", "fp32"): dict(preset="fp32"),
     ("bf16", "fp32"): dict(preset="bf16-mixed", grads="fp32"),  # FSDP's usual "bf16 compute, fp32 reduction"
@@ -80,7 +87,8 @@ def _free_port() -> int:
 def recorded(tmp_path_factory) -> list[dict]:
     d = tmp_path_factory.mktemp("fsdp")
     spec = {"world": WORLD, "port": _free_port(), "config": CONFIG, "micro_batch": MICRO_BATCH, "seq_len": SEQ,
-            "cases": [{"zero": z, "m": m, "param_dtype": pd, "reduce_dtype": rd} for z, m, pd, rd in CASES]}
+            "cases": [{"zero": z, "m": m, "param_dtype": pd, "reduce_dtype": rd} for z, m, pd, rd in CASES]
+            + [{"zero": z, "m": m, "param_dtype": pd, "reduce_dtype": rd, "lora": LORA_RANK} for z, m, pd, rd in LORA_CASES]}
     (d / "spec.json").write_text(json.dumps(spec))
     proc = subprocess.run([sys.executable, str(WORKER), str(d / "spec.json"), str(d / "out.json")],
                           capture_output=True, text=True, timeout=600)
@@ -162,10 +170,30 @@ def test_dp_bytes_equal_fsdp2(recorded, index):
     assert est.value("communication.dp_bytes") == pytest.approx(measured_ring_bytes(result["calls"]), rel=1e-12)
 
 
+@pytest.mark.parametrize("index", range(len(LORA_CASES)), ids=[f"zero{z}-m{m}-{pd}-{rd}" for z, m, pd, rd in LORA_CASES])
+def test_lora_zero3_gathers_the_frozen_base(recorded, index):
+    """FSDP2 with PEFT LoRA adapters: every unit's parameters, the frozen base included, are
+    gathered twice per micro-batch; only the adapters' gradients are reduce-scattered —
+    what ``[method] kind = "lora"`` under ZeRO-3 prices (``memory.per_gpu.weights``' bytes)."""
+    result = recorded[len(CASES) + index]
+    zero, m, pd, rd = LORA_CASES[index]
+    assert result["case"]["lora"] == LORA_RANK
+    base = llmplan_plan(zero, m, pd, rd)
+    method = llmplan.Method(kind="lora", tokens=10**6, seq_len=SEQ, global_batch=WORLD * MICRO_BATCH * m,
+                            lora=llmplan.LoRA(rank=LORA_RANK, targets=["q_proj", "v_proj"]))
+    est = llmplan.estimate(attrs.evolve(base, method=method))
+    assert int(est.value("params.total") + est.value("params.trainable")) == result["params"]
+    gathers = [c for c in result["calls"] if c["op"] == "all_gather_single"]
+    reductions = [c for c in result["calls"] if c["op"] == "reduce_scatter_single"]
+    assert len(gathers) == 2 * (CONFIG["num_hidden_layers"] + 1) * m
+    assert len(reductions) == CONFIG["num_hidden_layers"] * m  # the root unit has no adapters
+    assert est.value("communication.dp_bytes") == pytest.approx(measured_ring_bytes(result["calls"]), rel=1e-12)
+
+
 def test_collective_counts(recorded):
     """Hand count for 3 decoder layers + the root unit (embedding, final norm, LM head) = 4 units."""
     units = CONFIG["num_hidden_layers"] + 1
-    for (zero, m, _, _), result in zip(CASES, recorded):
+    for (zero, m, _, _), result in zip(CASES, recorded[: len(CASES)]):
         ops = [c["op"] for c in result["calls"]]
         if zero == 0:  # DDP under no_sync(): one bucket (< 25 MB), all-reduced once per step
             assert ops == ["all_reduce"]
