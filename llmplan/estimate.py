@@ -178,7 +178,8 @@ def _structure_key(plan: Plan) -> tuple:
         meth.experts_quantized,
         plan.precision.dtype("compute") == "fp8",
         par.zero,
-        par.zero == 2 and par.sharding == "fsdp",  # FSDP SHARD_GRAD_OP gathers every micro-batch
+        # FSDP: per-micro-batch gathers, shards (and gradient shards) in the master dtype when there is one
+        (par.zero >= 2 and par.sharding == "fsdp", par.sharding == "fsdp" and plan.precision.dtype("master") is not None),
         par.recompute,
         # [parallelism] recompute_modules and [precision] linear_inputs / activation_func_inputs
         tuple(sorted(par.selective_modules)),

@@ -381,11 +381,28 @@ def define(q: Definitions) -> None:
         return dense + experts
 
     offload = par.offload
+    q_grad, q_master = q_g, q_m
+    grad_src = opt_src = ZERO_SRC
     if adapter is None:
         weight_bytes = q_w * sharded(3, P_ne, P_ex)
         weight_src = ZERO_SRC
         grad_params = sharded(2, P_ne, P_ex)
         opt_params = sharded(1, P_ne, P_ex)
+        if par.sharding == "fsdp" and zero >= 2:
+            # PyTorch FSDP keeps each parameter sharded in its stored dtype — the fp32 master
+            # under mixed precision (MixedPrecisionPolicy casts a gathered copy for compute) —
+            # and its gradient shard in that dtype too, whatever the reduce dtype
+            # (tests/oracle/test_oracle_comm.py measures FSDP2's shards)
+            rest = q_m if plan.precision.dtype("master") is not None else q_w
+            q_grad = rest
+            grad_src = "PyTorch FSDP: gradient shards in the parameters' stored dtype (the fp32 master under mixed precision)"
+            if zero == 3:
+                weight_bytes, q_master = rest * sharded(3, P_ne, P_ex), 0
+                weight_src = "PyTorch FSDP: parameter shards in their stored dtype (the fp32 master under mixed precision)"
+                opt_src = "optimizer states; under FSDP the parameter shard is the master copy"
+            else:  # SHARD_GRAD_OP: the unsharded compute copy (weights) and the shard it is gathered from
+                q_master = rest
+                opt_src = "optimizer states and the parameter shard FSDP keeps between steps (the master copy)"
     else:
         from ..symbols import q_base
 
@@ -409,18 +426,18 @@ def define(q: Definitions) -> None:
     q.define(
         "memory.per_gpu.gradients",
         "M_g",
-        q_g * grad_params,
+        q_grad * grad_params,
         "B",
         "gradients of the trainable parameters (ZeRO-2/3 shard them over dp)",
-        ZERO_SRC,
+        grad_src,
     )
     q.define(
         "memory.per_gpu.optimizer",
         "M_o",
-        0 if offload != "none" else (q_m + q_o) * opt_params,
+        0 if offload != "none" else (q_master + q_o) * opt_params,
         "B",
         "optimizer states and the fp32 master copy of the trainable parameters (ZeRO-1+ shard them over dp)",
-        ZERO_SRC,
+        opt_src,
     )
     flash = par.flash_attention
     rec = par.recompute

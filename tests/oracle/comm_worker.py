@@ -43,6 +43,25 @@ def _record(log: list) -> None:
         setattr(dist, name, wrapped)
 
 
+def _local_bytes(t) -> int:
+    t = t.to_local() if hasattr(t, "to_local") else t  # a DTensor's shard on this rank
+    return t.numel() * t.element_size()
+
+
+def _held_bytes(model, opt) -> dict:
+    """Bytes this rank holds for the model between steps: parameters (FSDP: its shards, in
+    the dtype they are stored in), gradients after the step, optimizer states (AdamW's
+    ``exp_avg``/``exp_avg_sq``; the 0-dim ``step`` counters apart)."""
+    params = [q for q in model.parameters()]
+    state = [v for st in opt.state.values() for v in st.values() if torch.is_tensor(v)]
+    return {
+        "params": sum(_local_bytes(q) for q in params),
+        "grads": sum(_local_bytes(q.grad) for q in params if q.grad is not None),
+        "optimizer": sum(_local_bytes(v) for v in state if v.dim() > 0),
+        "step_counters": sum(1 for v in state if v.dim() == 0),
+    }
+
+
 def _nothing():
     import contextlib
 
@@ -131,8 +150,9 @@ def _worker(rank: int, spec: dict, out: str) -> None:
                 with ctx:
                     model(input_ids=ids, labels=ids).loss.backward()
             opt.step()
+            held = _held_bytes(model, opt)  # what this rank keeps between steps, gradients included
             opt.zero_grad()
-        results.append({"case": case, "params": sum(p.numel() for p in model.parameters()), "calls": list(log)})
+        results.append({"case": case, "params": sum(p.numel() for p in model.parameters()), "calls": list(log), "held": held})
     if rank == 0:
         with open(out, "w", encoding="utf-8") as fh:
             json.dump(results, fh)

@@ -28,6 +28,10 @@ Findings (PyTorch 2.13, CPU):
 * with PEFT LoRA adapters under ``FULL_SHARD`` the gathers carry every parameter, the
   frozen base included, and only the units with adapters reduce-scatter, their adapters'
   gradients;
+* between steps each rank holds its parameter shards in their stored dtype (fp32; the
+  bf16 compute copy is gathered), its gradient shards in that dtype whatever
+  ``reduce_dtype`` is, and AdamW's states: 16 bytes per parameter ÷ n for every dtype mix
+  (``sharding = "fsdp"`` prices it so);
 * the gathers move the parameters in ``param_dtype`` (``q_w``) and the reduce-scatters the
   gradients in ``reduce_dtype`` (``q_g``): with bf16 parameters and fp32 reduction the
   step moves ``(2·2 + 4)/(3·4)`` = 2/3 of what an all-fp32 count would say.
@@ -188,6 +192,29 @@ def test_lora_zero3_gathers_the_frozen_base(recorded, index):
     assert len(gathers) == 2 * (CONFIG["num_hidden_layers"] + 1) * m
     assert len(reductions) == CONFIG["num_hidden_layers"] * m  # the root unit has no adapters
     assert est.value("communication.dp_bytes") == pytest.approx(measured_ring_bytes(result["calls"]), rel=1e-12)
+
+
+@pytest.mark.parametrize("index", [i for i, c in enumerate(CASES) if c[0] in (2, 3)],
+                         ids=[f"zero{z}-m{m}-{pd}-{rd}" for z, m, pd, rd in CASES if z in (2, 3)])
+def test_fsdp_shards_held_between_steps(recorded, index):
+    """What a rank keeps between steps under FSDP2: its parameter shards in their stored
+    dtype (fp32: MixedPrecisionPolicy casts a gathered copy for compute), its gradient shards
+    in that dtype whatever reduce_dtype is, and AdamW's two states — 4 + 4 + 8 bytes per
+    parameter ÷ n for every dtype mix. ZeRO-3: llmplan's weights, gradients and optimizer
+    bytes equal them; ZeRO-2 (SHARD_GRAD_OP): the shards equal llmplan's gradients and
+    optimizer (the fp32 master is the parameter shard; llmplan's weights there are the
+    unsharded compute copy FSDP holds from forward to backward)."""
+    zero, m, pd, rd = CASES[index]
+    held = recorded[index]["held"]
+    est = llmplan.estimate(llmplan_plan(zero, m, pd, rd))
+    weights, grads, opt = (est.value(f"memory.per_gpu.{k}") for k in ("weights", "gradients", "optimizer"))
+    params = recorded[index]["params"]
+    assert grads == held["grads"] and grads == pytest.approx(4 * params / WORLD)
+    if zero == 3:
+        assert (weights, opt) == (held["params"], held["optimizer"])
+    else:
+        assert opt == held["params"] + held["optimizer"]
+        assert weights == pytest.approx({"fp32": 4, "bf16": 2}[pd] * params)
 
 
 def test_collective_counts(recorded):
