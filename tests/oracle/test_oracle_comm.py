@@ -87,18 +87,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory) -> list[dict]:
-    d = tmp_path_factory.mktemp("fsdp")
-    spec = {"world": WORLD, "port": _free_port(), "config": CONFIG, "micro_batch": MICRO_BATCH, "seq_len": SEQ,
-            "cases": [{"zero": z, "m": m, "param_dtype": pd, "reduce_dtype": rd} for z, m, pd, rd in CASES]
-            + [{"zero": z, "m": m, "param_dtype": pd, "reduce_dtype": rd, "lora": LORA_RANK} for z, m, pd, rd in LORA_CASES]}
+def _run_worker(d: Path, world: int, cases: list[dict]) -> list[dict]:
+    """Run comm_worker.py on ``world`` CPU ranks for ``cases``; its records per case."""
+    spec = {"world": world, "port": _free_port(), "config": CONFIG, "micro_batch": MICRO_BATCH, "seq_len": SEQ, "cases": cases}
     (d / "spec.json").write_text(json.dumps(spec))
     proc = subprocess.run([sys.executable, str(WORKER), str(d / "spec.json"), str(d / "out.json")],
                           capture_output=True, text=True, timeout=600)
     if proc.returncode:
-        pytest.fail(f"FSDP worker failed:\n{proc.stderr[-3000:]}")
+        pytest.fail(f"worker failed:\n{proc.stderr[-3000:]}")
     return json.loads((d / "out.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> list[dict]:
+    cases = [{"zero": z, "m": m, "param_dtype": pd, "reduce_dtype": rd} for z, m, pd, rd in CASES]
+    cases += [{"zero": z, "m": m, "param_dtype": pd, "reduce_dtype": rd, "lora": LORA_RANK} for z, m, pd, rd in LORA_CASES]
+    return _run_worker(tmp_path_factory.mktemp("fsdp"), WORLD, cases)
 
 
 def measured_ring_bytes(calls: list[dict]) -> float:
@@ -129,15 +133,8 @@ TP_M = (1, 2)
 
 @pytest.fixture(scope="module")
 def recorded_tp(tmp_path_factory) -> list[dict]:
-    d = tmp_path_factory.mktemp("tp")
-    spec = {"world": TP_WORLD, "port": _free_port(), "config": CONFIG, "micro_batch": MICRO_BATCH, "seq_len": SEQ,
-            "cases": [{"tp": True, "zero": 0, "m": m, "param_dtype": "fp32", "reduce_dtype": "fp32"} for m in TP_M]}
-    (d / "spec.json").write_text(json.dumps(spec))
-    proc = subprocess.run([sys.executable, str(WORKER), str(d / "spec.json"), str(d / "out.json")],
-                          capture_output=True, text=True, timeout=600)
-    if proc.returncode:
-        pytest.fail(f"TP worker failed:\n{proc.stderr[-3000:]}")
-    return json.loads((d / "out.json").read_text())
+    cases = [{"tp": True, "zero": 0, "m": m, "param_dtype": "fp32", "reduce_dtype": "fp32"} for m in TP_M]
+    return _run_worker(tmp_path_factory.mktemp("tp"), TP_WORLD, cases)
 
 
 @pytest.mark.parametrize("index", range(len(TP_M)), ids=[f"m{m}" for m in TP_M])
