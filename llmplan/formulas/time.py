@@ -110,8 +110,9 @@ def stage_imbalance(plan, flops_per_token) -> sympy.Expr:
     last — ``⌊L/p⌋`` layers and the head:
     ``ι = p·max(⌈L/p⌉·F_layer, ⌊L/p⌋·F_layer + F_head) / F``.
     Approximations: every layer costs the average layer (dense and MoE layers of a mixed
-    model alike), the embedding lookup is free; DualPipe, whose GPUs each hold a first-half
-    and a last-half stage, is taken as balanced (``ι = 1``).
+    model alike; trained MTP modules, which sit on the last stage, are spread like layers),
+    the embedding lookup is free; DualPipe, whose GPUs each hold a first-half and a
+    last-half stage, is taken as balanced (``ι = 1``).
     """
     par = plan.parallelism
     if par.pp == 1 or par.pp_schedule == "dualpipe":
