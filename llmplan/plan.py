@@ -643,7 +643,9 @@ class Parallelism(_Checked):
             replicated and all-gathers the updated shards once per step. ZeRO-1 has no FSDP
             form (an error). Measured against FSDP2 by ``tests/oracle/test_oracle_comm.py``.
         micro_batch: sequences per micro-batch.
-        sequence_parallel: Korthikanti et al. 2022 §4.2.2; default true when tp > 1.
+        sequence_parallel: Korthikanti et al. 2022 §4.2.2; default true when tp > 1, except
+            under ``framework = "hf"``: transformers' own tensor-parallel plans (``tp_plan``)
+            have no sequence parallelism.
         recompute: ``none`` | ``selective`` (the modules of ``recompute_modules``) | ``full``.
         recompute_modules: what ``recompute = "selective"`` recomputes, Megatron-Core's
             ``recompute_modules`` names (:data:`RECOMPUTE_MODULES`): ``core_attn``,
@@ -715,7 +717,9 @@ class Parallelism(_Checked):
     @property
     def sp(self) -> bool:
         """Sequence parallelism in force."""
-        return self.tp > 1 if self.sequence_parallel is None else self.sequence_parallel
+        if self.sequence_parallel is not None:
+            return self.sequence_parallel
+        return self.tp > 1 and self.framework != "hf"  # transformers' tp_plan has no SP
 
     @property
     def expert_tp(self) -> int:

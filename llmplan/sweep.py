@@ -192,7 +192,9 @@ def _template(plan: Plan, sdict: dict, sub: dict) -> Plan:
         pp_schedule=sdict["pp_schedule"],
         comm_sms=plan.parallelism.comm_sms if sdict["pp_schedule"] == "dualpipe" else None,
         offload=sdict["offload"],
-        sequence_parallel=True if plan.parallelism.sequence_parallel is None else plan.parallelism.sequence_parallel,
+        # the default for tp > 1 (the template's tp is 1): SP, except under framework = "hf"
+        sequence_parallel=(plan.parallelism.framework != "hf") if plan.parallelism.sequence_parallel is None
+        else plan.parallelism.sequence_parallel,
         virtual_stages=None,
     )
     gpus = int(sub["pp"][0] * sub["cp"][0])

@@ -201,6 +201,8 @@ def test_hf_tensor_parallel_without_sp_all_reduces_each_column_input():
                                             parallelism=Parallelism(tp=2, framework=framework, sequence_parallel=sp)))
 
     assert count("llama-2-7b", "megatron", False) == 2
+    assert count("llama-2-7b", "hf", None) == 5  # transformers' tp_plan has no SP: the default under "hf"
+    assert count("llama-2-7b", "megatron", None) == 2  # SP by default when tp > 1
     assert count("llama-2-7b", "hf", False) == 5
     assert count("llama-2-7b", "hf", True) == 2
     assert count("dbrx", "hf", False) == 3

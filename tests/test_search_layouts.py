@@ -262,3 +262,12 @@ def test_an_fsdp_plan_searches_the_fsdp_stages():
     # FSDP has no ZeRO-1: NO_SHARD, SHARD_GRAD_OP and FULL_SHARD are searched
     res = search(tiny_plan(sharding="fsdp"), gpus=4, top=1000, unsupported="rank")
     assert {lay["parallelism"]["zero"] for lay in res["layouts"]} == {0, 2, 3}
+
+
+def test_hf_layouts_have_no_sequence_parallelism_by_default():
+    # transformers' tp_plan has no SP; the sweep's numbers equal the scalar estimate's
+    res = search(tiny_plan(framework="hf"), gpus=4, top=1000, unsupported="rank")
+    tp2 = [lay for lay in res["layouts"] if lay["parallelism"]["tp"] == 2]
+    assert tp2 and not any(lay["parallelism"]["sequence_parallel"] for lay in tp2)
+    meg = search(tiny_plan(), gpus=4, top=1000, unsupported="rank")
+    assert all(lay["parallelism"]["sequence_parallel"] for lay in meg["layouts"] if lay["parallelism"]["tp"] == 2)
