@@ -178,8 +178,8 @@ def _structure_key(plan: Plan) -> tuple:
         meth.experts_quantized,
         plan.precision.dtype("compute") == "fp8",
         par.zero,
-        # FSDP: per-micro-batch gathers, shards (and gradient shards) in the master dtype when there is one
-        (par.zero >= 2 and par.sharding == "fsdp", par.sharding == "fsdp" and plan.precision.dtype("master") is not None),
+        # FSDP ZeRO-2/3: per-micro-batch gathers; parameter and gradient shards in the master dtype when there is one
+        None if par.zero < 2 or par.sharding != "fsdp" else plan.precision.dtype("master") is not None,
         par.recompute,
         # [parallelism] recompute_modules and [precision] linear_inputs / activation_func_inputs
         tuple(sorted(par.selective_modules)),

@@ -715,11 +715,17 @@ class Parallelism(_Checked):
         return DUALPIPE_COMM_SMS if self.comm_sms is None else self.comm_sms
 
     @property
+    def sp_with_tp(self) -> bool:
+        """Sequence parallelism a tp > 1 layout of these settings would run: ``sequence_parallel``,
+        by default on — except under ``framework = "hf"`` (transformers' ``tp_plan`` has no SP)."""
+        return self.framework != "hf" if self.sequence_parallel is None else self.sequence_parallel
+
+    @property
     def sp(self) -> bool:
         """Sequence parallelism in force."""
         if self.sequence_parallel is not None:
             return self.sequence_parallel
-        return self.tp > 1 and self.framework != "hf"  # transformers' tp_plan has no SP
+        return self.tp > 1 and self.sp_with_tp
 
     @property
     def expert_tp(self) -> int:

@@ -192,9 +192,7 @@ def _template(plan: Plan, sdict: dict, sub: dict) -> Plan:
         pp_schedule=sdict["pp_schedule"],
         comm_sms=plan.parallelism.comm_sms if sdict["pp_schedule"] == "dualpipe" else None,
         offload=sdict["offload"],
-        # the default for tp > 1 (the template's tp is 1): SP, except under framework = "hf"
-        sequence_parallel=(plan.parallelism.framework != "hf") if plan.parallelism.sequence_parallel is None
-        else plan.parallelism.sequence_parallel,
+        sequence_parallel=plan.parallelism.sp_with_tp,  # what the group's tp > 1 layouts run (the template's tp is 1)
         virtual_stages=None,
     )
     gpus = int(sub["pp"][0] * sub["cp"][0])

@@ -78,11 +78,13 @@ def test_dualpipe_bubble_equals_the_hand_derivation():
     assert est.value("time.bubble_seconds") == pytest.approx(bubble, rel=1e-12)
     # the same plan under 1F1B: (p − 1)(F + B) per micro-batch chunk
     one_f_one_b = estimate(small_plan(pp=4, m=16, schedule="1f1b"))
-    # 1F1B's chunk is its slowest stage's (the last one carries the LM head: time.stage_imbalance
-    # scales its GEMM and attention time, the elementwise kernels are the same)
-    iota = one_f_one_b.value("time.stage_imbalance")
+    # 1F1B's chunk is its slowest stage's: the last of the p stages (L/p layers each) also runs
+    # the LM head, 3·2·h·V of the F + B FLOPs per token, so ι = 1 + (p − 1)·6·h·V/(F + B);
+    # it scales the GEMM and attention time, the elementwise kernels are the same
+    iota = 1 + (p - 1) * 6 * H * V / (F + B)
+    assert L % p == 0 and one_f_one_b.value("time.stage_imbalance") == pytest.approx(iota, rel=1e-12)
     elem = one_f_one_b.value("time.elementwise_seconds")
-    assert iota > 1 and est.value("time.elementwise_seconds") == pytest.approx(elem, rel=1e-12)
+    assert est.value("time.elementwise_seconds") == pytest.approx(elem, rel=1e-12)
     chunk_1f1b = (iota * (T_comp - elem) + elem) / m
     assert one_f_one_b.value("time.bubble_seconds") == pytest.approx(3 * chunk_1f1b, rel=1e-12)
 

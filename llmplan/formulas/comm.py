@@ -164,8 +164,6 @@ def gathered_weight_bytes(q) -> sympy.Expr:
     base in its stored format (``q_base``: NF4 for QLoRA; embeddings, and routed experts the
     loader leaves alone, at ``q_w``) and the adapters at ``q_w``, as
     ``memory.per_gpu.weights`` stores them."""
-    from ..symbols import q_base
-
     plan = q.plan
     P_ne, P_ex = q.ref("memory.params_on_gpu.dense"), q.ref("memory.params_on_gpu.experts")
     if plan.method.adapter is None:
@@ -209,6 +207,9 @@ def define(q: Definitions) -> None:
     def ring(size):
         return (n_dp - 1) / n_dp * size  # bytes a GPU sends in a reduce-scatter or all-gather
 
+    def half(size):
+        return _gather_seconds(n_dp, size, alpha_dp, W_dp)  # seconds of one of them
+
     if par.zero == 3:
         # ZeRO-3 / FSDP FULL_SHARD frees the gathered parameters after use, so every
         # micro-batch all-gathers each layer in its forward and again in its backward and
@@ -224,7 +225,7 @@ def define(q: Definitions) -> None:
         # reduce-scatters the gradients (torch.distributed.fsdp.ShardingStrategy docs;
         # FSDP2 reshard_after_forward=False, measured) — m all-gathers and m reduce-scatters
         dp_bytes = m * (ring(gather_buffer) + ring(grad_buffer))
-        dp_time = m * (_gather_seconds(n_dp, gather_buffer, alpha_dp, W_dp) + _gather_seconds(n_dp, grad_buffer, alpha_dp, W_dp))
+        dp_time = m * (half(gather_buffer) + half(grad_buffer))
         dp_desc = "FSDP SHARD_GRAD_OP: parameter all-gather and gradient reduce-scatter every micro-batch"
     elif par.zero == 2:
         # ZeRO-2 keeps only its shard of the gradients, so it cannot accumulate a full
@@ -232,13 +233,13 @@ def define(q: Definitions) -> None:
         # (Rajbhandari et al. 2020 §5.2), and the updated parameters are all-gathered once
         # per step — (m + 1) half all-reduces when q_w = q_g (one all-reduce when m = 1)
         dp_bytes = m * ring(grad_buffer) + ring(update_buffer)
-        dp_time = m * _gather_seconds(n_dp, grad_buffer, alpha_dp, W_dp) + _gather_seconds(n_dp, update_buffer, alpha_dp, W_dp)
+        dp_time = m * half(grad_buffer) + half(update_buffer)
         dp_desc = "ZeRO-2 gradient reduce-scatter every micro-batch, parameter all-gather once per step"
     elif par.zero == 1:
         # ZeRO-1 / Megatron's distributed optimizer: the accumulated gradients are
         # reduce-scattered once per step, the updated parameter shards all-gathered
         dp_bytes = ring(grad_buffer) + ring(update_buffer)
-        dp_time = _gather_seconds(n_dp, grad_buffer, alpha_dp, W_dp) + _gather_seconds(n_dp, update_buffer, alpha_dp, W_dp)
+        dp_time = half(grad_buffer) + half(update_buffer)
         dp_desc = "ZeRO-1: gradient reduce-scatter and parameter all-gather, once per step"
     else:
         dp_bytes = ring_allreduce_bytes(n_dp, grad_buffer)

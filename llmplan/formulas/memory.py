@@ -404,8 +404,6 @@ def define(q: Definitions) -> None:
                 q_master = rest
                 opt_src = "optimizer states and the parameter shard FSDP keeps between steps (the master copy)"
     else:
-        from ..symbols import q_base
-
         frozen = frozen_weight_bytes(q, P_ne, P_ex)
         weight_bytes = sharded(3, frozen + q_w * P_tr)
         weight_src = (
