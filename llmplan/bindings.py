@@ -265,6 +265,7 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
         tokens = fraction * 20 * (params_active if plan.model.is_moe else params_total)
         if plan.model.is_moe:
             warnings.append("method.tokens = 'chinchilla' for a MoE model: 20 × active parameters (Hoffmann et al. fit dense models only)")
+    stages = par.stage_layers(plan.model.layers)
     if meth.training:
         m_count = batch // (dp * par.micro_batch)
     else:
@@ -284,7 +285,12 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
             S.t_e: par.expert_tp,
             S.v: par.v,
             S.m: m_count,
-            S.L_s: -(-plan.model.layers // par.pp),
+            # the reported GPU is rank 0 unless llmplan.estimate picks another (uneven stages);
+            # serving reports the fullest stage
+            S.L_s: stages[0] if meth.training else max(stages),
+            S.L_max: max(stages),
+            S.L_last: stages[-1],
+            S.i_pp: 0,
             S.n_node: cl.per_node,
             S.q_w: prec.bytes("weights"),
             S.q_g: prec.bytes("grads"),

@@ -28,6 +28,24 @@ def resolved_dp(plan: "Plan") -> int | None:
     return gpus // (par.tp * par.pp * par.cp)
 
 
+def _stage_layer_problems(plan: "Plan") -> list[Problem]:
+    """``first_stage_layers`` / ``last_stage_layers`` that leave a stage without layers."""
+    par, layers = plan.parallelism, plan.model.layers
+    if not par.uneven_stages or par.pp < 2 or par.pp > layers or par.pp_schedule == "dualpipe":
+        return []
+    keys = [k for k in ("first_stage_layers", "last_stage_layers") if getattr(par, k) is not None]
+    fixed = sum(getattr(par, k) for k in keys)
+    free = par.pp - len(keys)
+    given = " + ".join(f"{k} = {getattr(par, k)}" for k in keys)
+    key = f"parallelism.{keys[-1]}"
+    if free == 0 and fixed != layers:
+        return [Problem(key, f"{given} ≠ layers = {layers}: with pp = 2 the two stages hold every layer")]
+    if free and layers - fixed < free:
+        return [Problem(key, f"{given} leaves {layers - fixed} layer(s) for the other {free} stage(s) of pp = {par.pp} "
+                             f"(allowed: at most {layers - free} in all, every stage holds at least one layer)")]
+    return []
+
+
 def plan_problems(plan: "Plan") -> list[Problem]:
     """Every layout error of ``plan`` (empty when it is valid)."""
     m, par, cl = plan.model, plan.parallelism, plan.cluster
@@ -45,6 +63,7 @@ def plan_problems(plan: "Plan") -> list[Problem]:
                 f"pp × virtual_stages = {par.pp * par.v} exceeds layers = {m.layers}",
             )
         )
+    p += _stage_layer_problems(plan)
     if par.cp > 1 and plan.method.seq_len % (2 * par.cp):
         p.append(
             Problem(
@@ -154,7 +173,22 @@ def plan_warnings(plan: "Plan") -> list[str]:
             f"parallelism.tp = {par.tp} spans beyond the NVLink domain of {cl.gpu.id} "
             f"({cl.nvlink_domain} GPU{'s' if cl.nvlink_domain > 1 else ''}): tensor-parallel traffic crosses a slower link"
         )
-    if par.pp > 1 and m.layers % par.pp:
+    stages = par.stage_layers(m.layers)
+    if par.uneven_stages and par.pp > 1:
+        free = par.pp - (par.first_stage_layers is not None) - (par.last_stage_layers is not None)
+        middle = stages[(par.first_stage_layers is not None):len(stages) - (par.last_stage_layers is not None)]
+        if free and len(set(middle)) > 1:
+            w.append(
+                f"parallelism.first_stage_layers / last_stage_layers: the other {free} stages split {sum(middle)} layers "
+                f"unevenly ({max(middle)} or {min(middle)} each; Megatron-Core asks for an even split), the slowest "
+                f"stage ({max(stages)} layers) sets the pace (time.stage_imbalance)"
+            )
+        if par.pp_schedule == "interleaved" and par.v > 1 and any(n % par.v for n in stages):
+            w.append(
+                f"parallelism.virtual_stages = {par.v} does not divide every stage's layers ({', '.join(map(str, sorted(set(stages))))}): "
+                "the model chunks are uneven (Megatron-LM asks for equal chunks); llmplan prices a chunk as its stage's layers ÷ virtual_stages"
+            )
+    elif par.pp > 1 and m.layers % par.pp:
         w.append(
             f"parallelism.pp = {par.pp} does not divide layers = {m.layers}: stages are uneven, "
             f"the slowest stage ({-(-m.layers // par.pp)} layers) sets the pace (time.stage_imbalance)"

@@ -246,12 +246,14 @@ def cmd_search(args) -> int:
 
         pareto(result, args.plot)
     if args.json:
-        print(json.dumps({k: result[k] for k in ("layouts", "evaluated", "feasible", "unsupported", "seconds")} | {"pareto": result["pareto"]}, indent=2, default=str))
+        print(json.dumps({k: result[k] for k in ("layouts", "evaluated", "feasible", "unsupported", "seconds", "notes")} | {"pareto": result["pareto"]}, indent=2, default=str))
         return EXIT_OK if result["layouts"] else EXIT_NOFIT
     flagged, policy = result["unsupported"]["feasible"], result["unsupported"]["policy"]
     aside = {"last": "ranked last", "drop": "left out", "rank": "ranked with the others"}[policy]
     print(f"evaluated {result['evaluated']:,} layouts in {result['seconds']:.2f} s; {result['feasible']:,} feasible"
           + (f", {flagged:,} of them unsupported by the usual frameworks ({aside}; --unsupported last|drop|rank)" if flagged else ""))
+    for note in result["notes"]:
+        print(f"note: {note}")
     if not result["layouts"]:
         print("no layout fits the constraints")
         return EXIT_NOFIT

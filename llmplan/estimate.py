@@ -204,13 +204,18 @@ def _structure_key(plan: Plan) -> tuple:
 _DEF_CACHE: dict[tuple, Definitions] = {}
 
 
-def definitions(plan: Plan) -> Definitions:
-    """The quantity definitions (sympy) for ``plan``'s structure, cached."""
-    key = _structure_key(plan)
+def definitions(plan: Plan, stage: str = "first") -> Definitions:
+    """The quantity definitions (sympy) for ``plan``'s structure, cached.
+
+    ``stage``: the pipeline rank ``memory.*`` describes — ``"first"`` (rank 0), ``"middle"``
+    (rank 1) or ``"last"`` (rank pp − 1); only plans with uneven stages
+    (``first_stage_layers`` / ``last_stage_layers``) distinguish them.
+    """
+    key = (_structure_key(plan), stage if plan.parallelism.uneven_stages else "first")
     cached = _DEF_CACHE.get(key)
     if cached is not None:
         return cached
-    q = Definitions(plan)
+    q = Definitions(plan, stage=key[1])
     flops.define(q)
     if not plan.method.training:
         serving.define(q)
@@ -229,19 +234,43 @@ class Estimate:
     def __init__(self, plan: Plan):
         self.plan = plan
         self.params = param_counts(plan.model)
-        self.definitions = definitions(plan)
-        self.values, warnings = plan_values(plan, self.params.total, self.params.active)
+        values, warnings = plan_values(plan, self.params.total, self.params.active)
         self.warnings: list[str] = plan_warnings(plan) + warnings
-        self.results: dict[str, Any] = {}
-        for key, q in self.definitions.items.items():
-            value = evaluate(q.expr, self.values)
-            self.values[q.symbol] = value
-            self.results[key] = value
+        #: (rank, layers, memory.per_gpu.total) of each pipeline rank evaluated — the first,
+        #: second and last of a plan with uneven stages; empty otherwise
+        self.stage_memory: list[tuple[int, int, float]] = []
+        par = plan.parallelism
+        if plan.method.training and par.uneven_stages and par.pp > 1:
+            layers = par.stage_layers(plan.model.layers)
+            ranks = {0: "first", 1: "middle", par.pp - 1: "last"}  # rank 1 is a middle stage when pp ≥ 3
+            best = None
+            for rank, stage in sorted(ranks.items()):
+                vals = dict(values)
+                vals[S.L_s], vals[S.i_pp] = layers[rank], rank
+                q, results = self._evaluate(definitions(plan, stage), vals)
+                total = results["memory.per_gpu.total"]
+                self.stage_memory.append((rank, layers[rank], float(total)))
+                if best is None or total > best[2]["memory.per_gpu.total"]:
+                    best = (q, vals, results)
+            self.definitions, self.values, self.results = best
+        else:
+            self.definitions, self.results = self._evaluate(definitions(plan), values)
+            self.values = values
         if self.plan.method.training and not self.fits:
             total, cap = self.results["memory.per_gpu.total"], self.results["memory.capacity"]
             self.warnings.append(
                 f"does not fit: {total / 2**30:.1f} GiB needed on the most loaded GPU, {cap / 2**30:.1f} GiB available"
             )
+
+    @staticmethod
+    def _evaluate(q: Definitions, values: dict) -> tuple[Definitions, dict[str, Any]]:
+        """Evaluate every quantity of ``q`` in order, binding each result's symbol in ``values``."""
+        results: dict[str, Any] = {}
+        for key, item in q.items.items():
+            value = evaluate(item.expr, values)
+            values[item.symbol] = value
+            results[key] = value
+        return q, results
 
     @property
     def fits(self) -> bool:
@@ -282,7 +311,7 @@ class Estimate:
 
     def __getattr__(self, name: str) -> Any:
         # attribute access to groups: est.memory.activations, est.time.days …
-        if name.startswith("_") or name in ("plan", "params", "definitions", "values", "warnings", "results"):
+        if name.startswith("_") or name in ("plan", "params", "definitions", "values", "warnings", "results", "stage_memory"):
             raise AttributeError(name)
         prefixes = {k.split(".", 1)[0] for k in self.results}
         if name in prefixes:
@@ -338,6 +367,12 @@ class Estimate:
             "energy": {"kwh": g("energy.kwh")},
             "warnings": list(self.warnings),
         }
+        if self.stage_memory:  # uneven stages: the pipeline ranks compared for the most loaded GPU
+            reported = int(self.values[S.i_pp])
+            out["memory"]["pipeline_ranks"] = [
+                {"rank": rank, "layers": layers, "total": _num(total), "reported": rank == reported}
+                for rank, layers, total in self.stage_memory
+            ]
         if "cost.cloud" in r:
             out["cost"]["cloud"] = g("cost.cloud")
         if "cost.on_prem" in r:

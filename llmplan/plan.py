@@ -674,6 +674,15 @@ class Parallelism(_Checked):
             Changes ``memory.activations_per_layer`` and everything built on it
             (``memory.per_gpu.activations``, ``time.elementwise_seconds``); training
             plans only.
+        first_stage_layers, last_stage_layers: layers on the first / last pipeline stage
+            (Megatron-Core's ``decoder_first_pipeline_num_layers`` /
+            ``decoder_last_pipeline_num_layers``); the other stages split the rest evenly
+            (:meth:`stage_layers`). Default: an even split, the first ``L mod pp`` stages one
+            layer more. The Llama 3 405B run took one layer off the first and last of its 16
+            stages (7 + 14 × 8 + 7 = 126; Llama 3 paper §3.3.2) to balance the embedding and
+            the LM head. With either key set, llmplan evaluates the first, second and last
+            pipeline ranks and reports the most loaded one (``docs/concepts.md#the-reported-gpu``).
+            Needs ``pp ≥ 2``; not with ``dualpipe``; the search splits evenly.
         comm_sms: streaming multiprocessors per GPU that run the communication kernels
             overlapped with compute (``dualpipe`` only): the compute kernels get the other
             ``sms − comm_sms``, so GEMM and attention time is scaled by ``sms / (sms − comm_sms)``.
@@ -699,6 +708,34 @@ class Parallelism(_Checked):
     offload: str = "none"
     framework: str = "megatron"
     comm_sms: int | None = None
+    first_stage_layers: int | None = None
+    last_stage_layers: int | None = None
+
+    @property
+    def uneven_stages(self) -> bool:
+        """Whether ``first_stage_layers`` or ``last_stage_layers`` is set."""
+        return self.first_stage_layers is not None or self.last_stage_layers is not None
+
+    def stage_layers(self, layers: int) -> tuple[int, ...]:
+        """Layers on each of the ``pp`` pipeline stages, first to last (Megatron-Core's split).
+
+        ``first_stage_layers`` / ``last_stage_layers`` where set; the remaining layers over
+        the remaining stages, evenly, the earlier stages taking one more where they do not
+        divide (Megatron-Core asks for an even split; llmplan warns). A stage may come out
+        with no layers only for an invalid plan (:func:`llmplan.checks.plan_problems`).
+        """
+        pp = self.pp
+        if pp == 1:
+            return (layers,)
+        first, last = self.first_stage_layers, self.last_stage_layers
+        fixed = [x for x in (first, last) if x is not None]
+        rest, free = layers - sum(fixed), pp - len(fixed)
+        even = [rest // free + (1 if i < rest % free else 0) for i in range(free)] if free else []
+        if first is not None:
+            even.insert(0, first)
+        if last is not None:
+            even.append(last)
+        return tuple(even)
 
     @property
     def selective_modules(self) -> tuple[str, ...]:
@@ -761,6 +798,14 @@ class Parallelism(_Checked):
             _pos_int(self, "virtual_stages", p)
         if self.comm_sms is not None:
             _pos_int(self, "comm_sms", p, allow_zero=True)
+        for name in ("first_stage_layers", "last_stage_layers"):
+            if getattr(self, name) is None or not _pos_int(self, name, p):
+                continue
+            if self.pp == 1:
+                p.append(Problem(name, f"set with pp = 1: it places layers on a pipeline stage (allowed with pp ≥ 2)"))
+            elif self.pp_schedule == "dualpipe":
+                p.append(Problem(name, "set with pp_schedule = \"dualpipe\": DualPipe pairs stage i with stage pp − 1 − i "
+                                 "and splits the layers evenly (allowed with 1f1b, interleaved, gpipe)"))
         return p
 
 

@@ -159,7 +159,8 @@ def search(
     unsupported: str = "last",
 ) -> dict[str, Any]:
     """Search every layout; returns ``{"layouts": [...], "pareto": [...], "evaluated", "feasible",
-    "unsupported", "seconds"}``.
+    "unsupported", "seconds", "notes"}`` (``notes``: what the search left out of the plan,
+    such as its uneven pipeline stages — every layout splits its layers evenly).
 
     ``objective``: ``time`` (total seconds), ``cost`` (cost.total, else GPU-hours) or
     ``gpus`` (fewest GPUs, then time). ``deadline_seconds`` and ``budget`` filter.
@@ -266,6 +267,11 @@ def search(
         "feasible": feasible,
         "unsupported": {"policy": unsupported, "feasible": flagged},
         "seconds": _time.perf_counter() - start,
+        "notes": (
+            ["parallelism.first_stage_layers / last_stage_layers are not searched: every layout splits its layers evenly"]
+            if plan.parallelism.uneven_stages
+            else []
+        ),
     }
 
 
@@ -292,5 +298,7 @@ def _plan_for(base: Plan, row: dict) -> Plan:
         # the plan's comm_sms goes with DualPipe only (an error with any other schedule)
         comm_sms=base.parallelism.comm_sms if row["pp_schedule"] == "dualpipe" else None,
         offload=row["offload"],
+        first_stage_layers=None,  # the search splits layers evenly
+        last_stage_layers=None,
     )
     return attrs.evolve(base, cluster=attrs.evolve(base.cluster, gpus=int(row["gpus"])), parallelism=par)

@@ -194,6 +194,8 @@ def _template(plan: Plan, sdict: dict, sub: dict) -> Plan:
         offload=sdict["offload"],
         sequence_parallel=plan.parallelism.sp_with_tp,  # what the group's tp > 1 layouts run (the template's tp is 1)
         virtual_stages=None,
+        first_stage_layers=None,  # the sweep splits layers evenly
+        last_stage_layers=None,
     )
     gpus = int(sub["pp"][0] * sub["cp"][0])
     meth = plan.method
@@ -256,7 +258,12 @@ def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict, keep: str = "all
             S.n_dp: dp,
             S.m: m,
             S.v: vs,
+            # an even split (the search does not place first/last_stage_layers): ⌈L/p⌉ on the
+            # first stages, ⌊L/p⌋ on the last (Parallelism.stage_layers)
             S.L_s: -(-model.layers // pp),
+            S.L_max: -(-model.layers // pp),
+            S.L_last: model.layers // pp,
+            S.i_pp: 0,
             S.t_e: tp if plan.parallelism.etp is None else np.full(tp.shape, plan.parallelism.etp),
         }
     )

@@ -34,11 +34,12 @@ class Quantity:
 TABLE: dict[str, Quantity] = {}
 
 
-def declare(name: str, description: str, unit: str = "1", *, integer: bool = True) -> sympy.Symbol:
-    """Declare a positive symbol; declaring the same name twice is an error."""
+def declare(name: str, description: str, unit: str = "1", *, integer: bool = True, zero: bool = False) -> sympy.Symbol:
+    """Declare a positive (``zero=True``: non-negative) symbol; declaring the same name twice is an error."""
     if name in TABLE:
         raise ValueError(f"symbol {name!r} declared twice")
-    sym = sympy.Symbol(name, positive=True, integer=integer or None)
+    sign = {"nonnegative": True} if zero else {"positive": True}
+    sym = sympy.Symbol(name, integer=integer or None, **sign)
     TABLE[name] = Quantity(sym, description, unit)
     return sym
 
@@ -87,7 +88,10 @@ e = declare("e", "expert-parallel size", "GPUs")
 t_e = declare("t_e", "expert tensor-parallel size", "GPUs")
 v = declare("v", "interleaved virtual pipeline chunks per GPU", "chunks")
 m = declare("m", "micro-batches per step per pipeline (gradient accumulation)", "micro-batches")
-L_s = declare("L_s", "layers on the most loaded pipeline stage", "layers")
+L_s = declare("L_s", "layers on the reported GPU's pipeline stage (the most loaded GPU)", "layers")
+L_max = declare("L_max", "layers on the fullest pipeline stage", "layers")
+L_last = declare("L_last", "layers on the last pipeline stage (the one with the LM head)", "layers")
+i_pp = declare("i_pp", "pipeline rank of the reported GPU (0 = first stage)", "1", zero=True)
 n_node = declare("n_node", "GPUs per node", "GPUs")
 
 # --- precision (bytes per element) --------------------------------------------------------

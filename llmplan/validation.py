@@ -969,7 +969,8 @@ def _llama3_405b() -> list[Run]:
             precision=Precision(preset="bf16-mixed"),
             cluster=Cluster(gpu=catalog.gpu(H100), gpus=gpus, inter_node=catalog.link("roce-400")),
             parallelism=Parallelism(
-                tp=8, cp=cp, pp=16, zero=2, recompute="none", micro_batch=1, pp_schedule="interleaved", virtual_stages=2
+                tp=8, cp=cp, pp=16, zero=2, recompute="none", micro_batch=1, pp_schedule="interleaved", virtual_stages=2,
+                first_stage_layers=7, last_stage_layers=7,
             ),
         )
         out.append(
@@ -993,7 +994,7 @@ def _llama3_405b() -> list[Run]:
                 assumptions=(
                     "published: tp, cp, pp, dp, GPUs, sequence length, sequences per DP rank (Table 4); H100 80GB, "
                     "RoCE 400 Gb/s per GPU for the 405B run (sec. 3.3.1); interleaved 1F1B with one layer fewer on the "
-                    "first and last stage (126 layers on 16 stages: 8 on the slowest, as llmplan's uneven stages), no "
+                    "first and last stage (126 layers on 16 stages: 7 + 14 × 8 + 7, first_stage_layers = last_stage_layers = 7), no "
                     "activation checkpointing (sec. 3.3.2); FSDP sharding optimizer states and gradients = ZeRO-2",
                     "not published: virtual stages per GPU — 2, the smallest interleaving (the spread adds 4; 8 would need "
                     "pp × v = 128 ≤ 126 layers); "
@@ -1004,7 +1005,8 @@ def _llama3_405b() -> list[Run]:
                 ),
                 source=f"{LLAMA3_PAPER}, Table 4 (benchmarks/published_extra.toml)",
                 spread_grid=tuple(
-                    (Parallelism(tp=8, cp=cp, pp=16, zero=2, recompute="none", pp_schedule="interleaved", virtual_stages=v), gpus)
+                    (Parallelism(tp=8, cp=cp, pp=16, zero=2, recompute="none", pp_schedule="interleaved", virtual_stages=v,
+                                 first_stage_layers=7, last_stage_layers=7), gpus)
                     for v in (2, 4)
                 ),
             )

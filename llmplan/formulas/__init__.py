@@ -82,6 +82,9 @@ class Definitions:
     """Ordered quantity definitions for one plan structure (see :func:`llmplan.estimate.definitions`)."""
 
     plan: object
+    #: which pipeline rank memory.* describes: "first" (rank 0; the default), "middle" (rank 1)
+    #: or "last" (rank pp − 1) — llmplan.estimate evaluates all three for uneven stages
+    stage: str = "first"
     items: dict[str, Q] = attrs.field(factory=dict)
     by_symbol: dict[sympy.Symbol, Q] = attrs.field(factory=dict)
 

@@ -38,7 +38,7 @@ import sympy
 from ..symbols import (
     L,
     L_moe,
-    L_s,
+    L_max,
     P_max,  # noqa: F401
     a_kv,
     alpha_cp,
@@ -217,7 +217,7 @@ def define(q: Definitions) -> None:
         # 1.5 all-reduces' worth of bytes per micro-batch when q_w = q_g (Rajbhandari et al. 2020 §7)
         per_micro = 2 * ring(gather_buffer) + ring(grad_buffer)
         dp_bytes = m * per_micro
-        dp_time = m * (per_micro / W_dp + 3 * L_s * (n_dp - 1) * alpha_dp)
+        dp_time = m * (per_micro / W_dp + 3 * L_max * (n_dp - 1) * alpha_dp)
         dp_desc = "ZeRO-3 parameter all-gathers (forward and backward) and gradient reduce-scatters, every micro-batch"
     elif par.zero == 2 and par.sharding == "fsdp":
         # FSDP SHARD_GRAD_OP keeps the parameters sharded between steps: it all-gathers them
@@ -253,8 +253,8 @@ def define(q: Definitions) -> None:
     # two all-reduces (or RS+AG pairs) per pass: after the attention and MLP output
     # projections forward, before the fused QKV and FC1 backward (Megatron-LM)
     n_coll = 2 * forwards + tp_backward_collectives(plan)
-    tp_bytes = n_coll * L_s * m * ring_allreduce_bytes(t, act)
-    tp_time = n_coll * L_s * m * ring_allreduce_seconds(t, act, alpha_tp, W_tp)
+    tp_bytes = n_coll * L_max * m * ring_allreduce_bytes(t, act)
+    tp_time = n_coll * L_max * m * ring_allreduce_seconds(t, act, alpha_tp, W_tp)
     T_tp = q.define("communication.tp_seconds", "T_tp", tp_time, "s", "tensor-parallel collectives per step", SRC)
     q.define("communication.tp_bytes", "C_tp", tp_bytes, "B", "bytes a GPU sends for TP per step", SRC)
     # --- pipeline parallel: activations forward, gradients backward -------------------------
@@ -271,7 +271,7 @@ def define(q: Definitions) -> None:
         if plan.precision.dtype("compute") == "fp8":
             # forward dispatch in FP8, combine and backward in BF16 (DeepSeek-V3 report §3.3.2)
             token_bytes = token_bytes * sympy.Rational(7, 8)
-        moe_layers_on_stage = L_s * (L_moe + mtp_moe_layers(plan)) / L
+        moe_layers_on_stage = L_max * (L_moe + mtp_moe_layers(plan)) / L
         if model.moe.route_groups is not None:  # type: ignore[attr-defined]
             one_bytes, one_time = group_limited_all_to_all(token_bytes)
             ep_bytes = 4 * moe_layers_on_stage * m * one_bytes
@@ -286,8 +286,8 @@ def define(q: Definitions) -> None:
     # --- context parallel: K and V around the ring ------------------------------------------
     if par.cp > 1:
         kv = 2 * q_a * s * b * a_kv * d / (c * t)
-        cp_bytes = 3 * L_s * m * (c - 1) * kv
-        cp_time = 3 * L_s * m * (c - 1) * (alpha_cp + kv / W_cp)
+        cp_bytes = 3 * L_max * m * (c - 1) * kv
+        cp_time = 3 * L_max * m * (c - 1) * (alpha_cp + kv / W_cp)
     else:
         cp_bytes = cp_time = sympy.Integer(0)
     T_cp = q.define("communication.cp_seconds", "T_cp", cp_time, "s", "context-parallel K/V ring passes per step", SRC)

@@ -44,6 +44,7 @@ from ..symbols import (
     L_dense,
     L_moe,
     L_s,
+    i_pp,
     M_cap,
     M_over,
     V,
@@ -123,11 +124,23 @@ def mtp_params_on_gpu(model) -> tuple[sympy.Expr, sympy.Expr]:
     return (total - experts) / t, experts / (e * t_e)
 
 
-def embedding_params_on_gpu(model, single_stage: bool) -> sympy.Expr:
-    """Embedding and LM head on the reported GPU, vocabulary-parallel over ``t``."""
+def embedding_params_on_gpu(model, single_stage: bool, stage: str | None = None) -> sympy.Expr:
+    """Embedding and LM head on the reported GPU, vocabulary-parallel over ``t``.
+
+    ``single_stage``: the GPU holds both ends (pp = 1, DualPipe). Otherwise ``stage`` names
+    the pipeline rank: ``"first"`` the embedding, ``"last"`` the LM head (a tied model's last
+    stage keeps its own copy of the embedding matrix for it, as Megatron-LM does),
+    ``"middle"`` neither; ``None`` — the even split's reported GPU — the larger of the two.
+    """
     emb, head = P.embedding(model), P.lm_head(model)
     if single_stage:
         return (emb + head) / t
+    if stage == "first":
+        return emb / t
+    if stage == "middle":
+        return sympy.Integer(0)
+    if stage == "last":
+        return (head if head != 0 else V * h) / t
     return sympy.Max(emb, head) / t if head != 0 else emb / t
 
 
@@ -323,6 +336,13 @@ def _holds_last(plan) -> bool:
     return par.pp == 1 or par.pp_schedule == "dualpipe"
 
 
+def _embedding_on_gpu(q: Definitions) -> sympy.Expr:
+    """Embedding / LM head parameters on the pipeline rank ``q`` describes."""
+    plan = q.plan
+    stage = q.stage if plan.parallelism.uneven_stages else None
+    return embedding_params_on_gpu(plan.model, _holds_last(plan), stage)
+
+
 def define(q: Definitions) -> None:
     """Add ``memory.*`` quantities."""
     plan = q.plan
@@ -332,7 +352,7 @@ def define(q: Definitions) -> None:
     edp = n_dp / e  # expert-data-parallel group: experts are replicated dp/ep times
     # DualPipe: GPU 0 holds stages 0 and pp−1 (two stages' layers, embedding and LM head)
     dual = par.pp_schedule == "dualpipe" and not single_stage
-    holds_last = _holds_last(plan)  # the reported GPU holds the last stage
+    holds_last = _holds_last(plan) or q.stage == "last"  # the reported GPU holds the last stage
     stages = 2 if dual else 1
     mtp_dense, mtp_experts = mtp_params_on_gpu(model) if holds_last and method.trains_mtp(model) else (0, 0)
     dual_src = "; DualPipe: two stages per GPU (DeepSeek-V3 report Table 2)" if dual else ""
@@ -341,7 +361,7 @@ def define(q: Definitions) -> None:
         "memory.params_on_gpu.dense",
         "P_gpu",
         stages * L_s * nonexpert_layer_params(model) / t
-        + embedding_params_on_gpu(model, holds_last)
+        + _embedding_on_gpu(q)
         + (P.final_norm(model) if holds_last else 0)  # the norm after the last block, on the last stage
         + mtp_dense,
         "params",
@@ -488,17 +508,17 @@ def define(q: Definitions) -> None:
     if par.pp_schedule == "gpipe":
         in_flight = m
     elif par.pp_schedule == "interleaved":
-        # Megatron-Core's interleaved 1F1B: the first stage runs 2(p−1) + (v−1)·p warm-up
-        # forwards of one chunk (L_s/v layers) each, capped at the m·v it has, then one more
-        # before its first backward — L_s·min(p + (p−1)/v, m) layer-micro-batches. With
-        # m ≥ p + (p−1)/v this is Korthikanti's p·L_s times Megatron-LM's penalty
-        # 1 + (p−1)/(p·v); with fewer micro-batches every forward runs before the first
-        # backward and each layer holds all m (Megatron-LM's estimate keeps the penalty)
-        in_flight = sympy.Min(p + (p - 1) / v, m)
+        # Megatron-Core's interleaved 1F1B: rank i runs 2(p−1−i) + (v−1)·p warm-up forwards
+        # of one chunk (L_s/v layers) each, capped at the m·v it has, then one more before
+        # its first backward — L_s·min(p + (p−1−2i)/v, m) layer-micro-batches. On the first
+        # stage, with m ≥ p + (p−1)/v, this is Korthikanti's p·L_s times Megatron-LM's
+        # penalty 1 + (p−1)/(p·v); with fewer micro-batches every forward runs before the
+        # first backward and each layer holds all m (Megatron-LM's estimate keeps the penalty)
+        in_flight = sympy.Min(p + (p - 1 - 2 * i_pp) / v, m)
     elif dual:
         in_flight = sympy.Min(p + 1, m)  # DeepSeek-V3 report Table 2: "Activation PP+1"
     else:
-        in_flight = sympy.Min(p, m)
+        in_flight = sympy.Min(p - i_pp, m)  # 1F1B: rank i warms up with p − 1 − i forwards, then one more
     acts = L_s * in_flight * A_layer
     if rec != "none":
         # the layer being recomputed in the backward pass holds its full activations again
@@ -514,8 +534,9 @@ def define(q: Definitions) -> None:
         "M_a",
         acts,
         "B",
-        "activations of the in-flight micro-batches on the first stage (+ logits and the trained MTP modules' "
-        "activations when the GPU also holds the last stage: pp = 1 or DualPipe)",
+        "activations of the in-flight micro-batches on the reported GPU's stage — the first, unless uneven stages "
+        "make another rank the most loaded (+ logits and the trained MTP modules' activations when the GPU holds "
+        "the last stage: pp = 1, DualPipe, or the last rank)",
         KORTHIKANTI + "; Megatron-LM theoretical_memory_usage.py (interleaving penalty)"
         + ("; DeepSeek-V3 report Table 2 (DualPipe: PP + 1 micro-batches)" if dual else ""),
     )
@@ -548,7 +569,7 @@ def frozen_weight_bytes(q: Definitions, P_ne, P_ex) -> sympy.Expr:
     from ..symbols import q_base
 
     plan = q.plan
-    emb = embedding_params_on_gpu(plan.model, _holds_last(plan))
+    emb = _embedding_on_gpu(q)
     if plan.method.experts_quantized:
         return q_base * (P_ne - emb + P_ex) + q_w * emb
     return q_base * (P_ne - emb) + q_w * (emb + P_ex)

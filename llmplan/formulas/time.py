@@ -106,9 +106,12 @@ def stage_imbalance(plan, flops_per_token) -> sympy.Expr:
 
     The pipeline runs at the pace of its slowest stage: with ``F`` the hardware FLOPs per
     token, ``F_head = 3·2·h·V`` the LM head's forward and backward and
-    ``F_layer = (F − F_head)/L`` a layer's share, a stage holds ``⌈L/p⌉`` layers, or — the
-    last — ``⌊L/p⌋`` layers and the head:
-    ``ι = p·max(⌈L/p⌉·F_layer, ⌊L/p⌋·F_layer + F_head) / F``.
+    ``F_layer = (F − F_head)/L`` a layer's share, the fullest stage holds ``L_max`` layers
+    and the last ``L_last`` layers and the head:
+    ``ι = p·max(L_max·F_layer, L_last·F_layer + F_head) / F``. An even split puts
+    ``⌈L/p⌉`` layers on the first stages and ``⌊L/p⌋`` on the last;
+    ``[parallelism] first_stage_layers`` / ``last_stage_layers`` set the ends
+    (:meth:`llmplan.plan.Parallelism.stage_layers`).
     Approximations: every layer costs the average layer (dense and MoE layers of a mixed
     model alike; trained MTP modules, which sit on the last stage, are spread like layers),
     the embedding lookup is free; DualPipe, whose GPUs each hold a first-half and a
@@ -117,11 +120,11 @@ def stage_imbalance(plan, flops_per_token) -> sympy.Expr:
     par = plan.parallelism
     if par.pp == 1 or par.pp_schedule == "dualpipe":
         return sympy.Integer(1)
-    from ..symbols import L, V, h
+    from ..symbols import L, L_last, L_max, V, h
 
     head = 6 * h * V
     layer = (flops_per_token - head) / L
-    return p * sympy.Max(Ceil(L / p) * layer, Floor(L / p) * layer + head) / flops_per_token
+    return p * sympy.Max(L_max * layer, L_last * layer + head) / flops_per_token
 
 
 @formula("tile_efficiency", QUANTISATION)
@@ -323,13 +326,13 @@ def define(q: Definitions) -> None:
             "iota",
             stage_imbalance(plan, F_step / (B * s)),
             "1",
-            "hardware FLOPs of the slowest pipeline stage over the average stage's: ⌈L/p⌉ layers, or "
-            "⌊L/p⌋ and the LM head on the last stage (1 without a pipeline)",
+            "hardware FLOPs of the slowest pipeline stage over the average stage's: the fullest stage's "
+            "layers, or the last stage's layers and the LM head (1 without a pipeline)",
             STAGES,
         )
         compute = compute * iota
         compute_src += "; × the slowest pipeline stage's share (time.stage_imbalance)"
-        from ..symbols import L_s, kappa
+        from ..symbols import L_max, kappa
 
         rec = plan.parallelism.recompute
         A0, A_rec = q.ref("memory.activations_per_layer_no_recompute"), q.ref("memory.activations_recomputed_per_layer")
@@ -337,7 +340,7 @@ def define(q: Definitions) -> None:
         q.define(
             "time.elementwise_seconds",
             "T_elem",
-            m * L_s * (kappa * A0 + recompute_passes) / W_hbm,
+            m * L_max * (kappa * A0 + recompute_passes) / W_hbm,
             "s",
             "memory-bound kernels between the GEMMs: κ passes over every stored activation byte "
             "(+ the recomputed forward's write and read)",
