@@ -28,7 +28,7 @@ import numpy as np
 from . import symbols as S
 from .errors import LlmplanError
 from .model import divisors
-from .plan import DUALPIPE_COMM_SMS, Plan
+from .plan import DUALPIPE_COMM_SMS, Cost, Plan
 from .sweep import sweep
 
 __all__ = [
@@ -188,8 +188,20 @@ def search(
     ids = list(gpu_ids) if gpu_ids else [plan.cluster.gpu.id]
     evaluated = feasible = flagged = 0
     candidates: list[tuple[dict, str, Plan]] = []
+    notes: list[str] = []
+    if plan.parallelism.uneven_stages:
+        notes.append("parallelism.first_stage_layers / last_stage_layers are not searched: every layout splits its layers evenly")
+    gpus_of = {gid: catalog.gpu(gid) if gid != plan.cluster.gpu.id else plan.cluster.gpu for gid in ids}
+    costs = {gid: gpu_cost(plan, gpu) for gid, gpu in gpus_of.items()}
+    for gid, (_, note) in costs.items():
+        if note:
+            notes.append(note)
+    # one unit for every GPU type: money when each type has its price, else GPU-hours
+    priced = plan.cost is not None and all(c is not None for c, _ in costs.values())
+    if plan.cost is not None and not priced and len(ids) > 1:
+        notes.append("cost ranks by GPU-hours: not every GPU type has a price")
     for gid in ids:
-        gpu = catalog.gpu(gid) if gid != plan.cluster.gpu.id else plan.cluster.gpu
+        gpu = gpus_of[gid]
         cluster = attrs.evolve(
             plan.cluster,
             gpu=gpu,
@@ -197,7 +209,9 @@ def search(
             intra_node=None if gid != plan.cluster.gpu.id else plan.cluster.intra_node,
             inter_node=None if gid != plan.cluster.gpu.id else plan.cluster.inter_node,
         )
-        base = _free_plan(plan, cluster)
+        from .sweep import unchecked_evolve
+
+        base = _free_plan(unchecked_evolve(plan, cost=costs[gid][0]), cluster)
         axes = layout_space(base, counts)
         sw = sweep(base, keep="fits", **axes)  # only the layouts that fit reach the time formulas
         evaluated += sw.enumerated
@@ -205,7 +219,7 @@ def search(
         res = sw.results
         if deadline_seconds is not None:
             ok &= res["time.total_seconds"] <= deadline_seconds
-        cost_key = "cost.total" if "cost.total" in res else "time.gpu_hours"
+        cost_key = "cost.total" if priced and "cost.total" in res else "time.gpu_hours"
         if budget is not None:
             ok &= res[cost_key] <= budget
         bad = unsupported_mask(base, sw.layout)
@@ -243,7 +257,7 @@ def search(
         reports.append(rep)
 
     def cost_of(r):
-        return r["cost"]["total"] if r["cost"]["total"] is not None else r["time"]["gpu_hours"]
+        return r["cost"]["total"] if priced and r["cost"]["total"] is not None else r["time"]["gpu_hours"]
 
     def score(r):
         key = {"time": (r["time"]["total_seconds"], cost_of(r)), "cost": (cost_of(r), r["time"]["total_seconds"]), "gpus": (r["cluster"]["gpus"], r["time"]["total_seconds"])}[objective]
@@ -267,12 +281,44 @@ def search(
         "feasible": feasible,
         "unsupported": {"policy": unsupported, "feasible": flagged},
         "seconds": _time.perf_counter() - start,
-        "notes": (
-            ["parallelism.first_stage_layers / last_stage_layers are not searched: every layout splits its layers evenly"]
-            if plan.parallelism.uneven_stages
-            else []
-        ),
+        "notes": notes,
     }
+
+
+def gpu_cost(plan: Plan, gpu) -> tuple[Cost | None, str | None]:
+    """The plan's ``[cost]`` for another GPU type, and a note on where its prices come from.
+
+    The plan's own prices are its GPU's. For another type the catalog's most recent cloud
+    price per GPU-hour (the lowest of that date) replaces ``gpu_hour`` and its most recent
+    purchase price ``[cost.on_prem] gpu_price``, converted to the plan's currency with its
+    ``[cost] rates``; the other keys stay. ``(None, note)`` when a price is missing or
+    cannot be converted.
+    """
+    from . import catalog
+    from .inverse import _catalog_prices, _converter, _report_currency
+
+    cost = plan.cost
+    if cost is None or gpu.id == plan.cluster.gpu.id:
+        return cost, None
+    conv = _converter(_report_currency(plan), cost.rates)
+    changes: dict[str, Any] = {}
+    used = []
+    for kind, key in (("cloud", "gpu_hour"), ("purchase", "gpu_price")):
+        if (cost.gpu_hour if kind == "cloud" else cost.on_prem) is None:
+            continue
+        found = [(conv(*p.money), p) for p in _catalog_prices(catalog.default(), gpu.id, kind, "latest")]
+        found = [(amount, p) for amount, p in found if amount is not None]
+        if not found:
+            what = "cloud price per GPU-hour" if kind == "cloud" else "purchase price"
+            return None, f"{gpu.id}: not priced — no catalog {what} convertible to {_report_currency(plan)} (the plan's [cost] is its own GPU's)"
+        amount, p = min(found, key=lambda x: x[0])
+        money = (amount, _report_currency(plan))
+        if kind == "cloud":
+            changes["gpu_hour"] = money
+        else:
+            changes["on_prem"] = attrs.evolve(cost.on_prem, gpu_price=money)
+        used.append(f"{p.id} ({p.amount:,g} {p.currency} per {p.per}, {p.date})")
+    return attrs.evolve(cost, **changes), f"{gpu.id}: priced at the catalog's " + ", ".join(used)
 
 
 def _free_plan(plan: Plan, cluster) -> Plan:

@@ -106,3 +106,55 @@ def test_search_best_never_loses_to_an_enumerated_layout(objective, gpus):
     }[objective]
     got = {"time": best["time"]["total_seconds"], "cost": best["cost"]["total"], "gpus": best["cluster"]["gpus"]}[objective]
     assert got <= metric[ok].min() * (1 + 1e-9)
+
+
+# --- prices per GPU type -----------------------------------------------------------------
+# The catalog's h100-sxm prices (llmplan/data/prices.toml): cloud 5 USD (2025) and
+# 2.79 USD (2026-04), purchase 5,000,000 JPY (2025); h200-sxm has none.
+
+
+def test_the_plans_gpu_keeps_the_plans_prices():
+    from llmplan.search import gpu_cost
+
+    assert gpu_cost(PLAN, PLAN.cluster.gpu) == (PLAN.cost, None)
+
+
+def test_another_gpu_takes_its_latest_catalog_price_in_the_plans_currency():
+    import attrs
+
+    from llmplan import catalog
+    from llmplan.plan import Cost, OnPrem
+    from llmplan.search import gpu_cost
+
+    h100 = catalog.gpu("h100-sxm")
+    cost, note = gpu_cost(PLAN, h100)  # the plan: 3 USD per A100-hour
+    assert cost.gpu_hour == (2.79, "USD") and "h100-sxm-cloud-2026" in note
+    yen = attrs.evolve(PLAN, cost=Cost(gpu_hour=(450, "JPY"), rates={"JPY": 150.0}, on_prem=OnPrem(gpu_price=(1_800_000, "JPY"), years=4)))
+    cost, _ = gpu_cost(yen, h100)
+    assert cost.gpu_hour == (pytest.approx(2.79 * 150), "JPY")
+    assert cost.on_prem.gpu_price == (5_000_000, "JPY") and cost.on_prem.years == 4
+    assert cost.rates == {"JPY": 150.0}
+    no_rate = attrs.evolve(PLAN, cost=Cost(gpu_hour=(450, "JPY")))
+    cost, note = gpu_cost(no_rate, h100)  # USD prices cannot become JPY without a rate
+    assert cost is None and "not priced" in note
+
+
+def test_search_ranks_every_type_by_its_own_price():
+    """At a fixed layout the H100's cost is its GPU-hours × 2.79 USD, the A100's × the plan's 3."""
+    r = search(PLAN, gpu_ids=["a100-80gb-sxm", "h100-sxm"], objective="cost", top=20, gpus=2048)
+    seen = set()
+    for rep in r["layouts"]:
+        price = {"a100-80gb-sxm": 3, "h100-sxm": 2.79}[rep["cluster"]["gpu"]]
+        assert rep["cost"]["total"] == pytest.approx(rep["time"]["gpu_hours"] * price, rel=1e-9)
+        seen.add(rep["cluster"]["gpu"])
+    assert any("h100-sxm: priced at the catalog's" in n for n in r["notes"])
+    costs = [rep["cost"]["total"] for rep in r["layouts"] if not rep["unsupported"]]
+    assert costs == sorted(costs)
+
+
+def test_search_without_a_price_for_every_type_ranks_by_gpu_hours():
+    r = search(PLAN, gpu_ids=["a100-80gb-sxm", "h200-sxm"], objective="cost", top=10, gpus=2048)
+    assert "cost ranks by GPU-hours: not every GPU type has a price" in r["notes"]
+    assert any(n.startswith("h200-sxm: not priced") for n in r["notes"])
+    hours = [rep["time"]["gpu_hours"] for rep in r["layouts"] if not rep["unsupported"]]
+    assert hours == sorted(hours)
