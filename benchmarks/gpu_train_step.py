@@ -236,10 +236,10 @@ def device_gpu(device: str) -> str:
         return "h100-sxm"  # the CPU self-test only exercises the code path
     import torch
 
-    from llmplan.calibrate import _guess_gpu
+    from llmplan.calibrate import guess_gpu
 
     name = torch.cuda.get_device_name()
-    gid = _guess_gpu(name)
+    gid = guess_gpu(name)
     if gid is None:
         raise SystemExit(f"no catalog GPU for device {name!r}: give --gpu ID (llmplan catalog gpus)")
     return gid

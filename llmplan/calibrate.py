@@ -226,7 +226,9 @@ def calibrate(
     return result
 
 
-def _guess_gpu(name: str) -> str | None:
+def guess_gpu(name: str) -> str | None:
+    """The catalog id of a device named as ``torch.cuda.get_device_name()`` names it
+    (``"NVIDIA H100 80GB HBM3"`` → ``"h100-sxm"``), or ``None`` when no entry matches."""
     from . import catalog
 
     low = name.lower()
@@ -278,7 +280,7 @@ def _cmd(args) -> int:
         if gid is None and args.device.startswith("cuda"):
             import torch
 
-            gid = _guess_gpu(torch.cuda.get_device_name()) if torch.cuda.is_available() else None
+            gid = guess_gpu(torch.cuda.get_device_name()) if torch.cuda.is_available() else None
         if gid is None:
             raise LlmplanError("cannot tell the GPU's peak: give --gpu ID (see `llmplan catalog gpus`) or --peak")
         gpu = catalog.gpu(gid)

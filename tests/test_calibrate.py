@@ -57,3 +57,22 @@ def test_missing_include_is_a_plan_error(tmp_path):
     (tmp_path / "p.toml").write_text('include = ["nope.toml"]\n' + (ROOT / "examples/llama2-70b-pretrain.toml").read_text())
     with pytest.raises(llmplan.PlanError, match=r"include: cannot read"):
         llmplan.load(tmp_path / "p.toml")
+
+
+@pytest.mark.parametrize(
+    "name,gid",
+    [
+        ("NVIDIA H100 80GB HBM3", "h100-sxm"),
+        ("NVIDIA H100 PCIe", "h100-pcie"),
+        ("NVIDIA H200", "h200-sxm"),
+        ("NVIDIA A100-SXM4-40GB", "a100-40gb-sxm"),
+        ("NVIDIA A100-SXM4-80GB", "a100-80gb-sxm"),
+        ("NVIDIA A100 80GB PCIe", "a100-80gb-pcie"),
+        ("NVIDIA GeForce RTX 4090", "rtx-4090"),
+        ("Tesla T4", None),
+    ],
+)
+def test_device_names_map_to_catalog_ids(name, gid):
+    from llmplan.calibrate import guess_gpu
+
+    assert guess_gpu(name) == gid

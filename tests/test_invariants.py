@@ -151,3 +151,36 @@ def test_sympy_evaluation_equals_lambdified_number(plan):
         exact = q.full(key).xreplace({s: sympy.Float(v, 30) if isinstance(v, float) else v for s, v in inputs.items()})
         exact = exact.rewrite(sympy.Piecewise) if exact.has(sympy.Min, sympy.Max) else exact
         assert float(sympy.N(exact, 30)) == pytest.approx(est.value(key), rel=1e-9), key
+
+
+@st.composite
+def uneven_plans(draw):
+    """A plan with first_stage_layers and/or last_stage_layers that leave every stage a layer."""
+    model = draw(dense_models())
+    pp = draw(st.sampled_from([p for p in (2, 3, 4, 8) if p <= model.layers]))
+    schedule = draw(st.sampled_from(["1f1b", "interleaved", "gpipe"] if 2 * pp <= model.layers else ["1f1b", "gpipe"]))
+    which = draw(st.sampled_from(["first", "last", "both"] if pp > 2 else ["first", "last"]))
+    free = pp - (2 if which == "both" else 1)
+    budget = model.layers - free  # every other stage keeps at least one layer
+    first = draw(st.integers(1, budget - (1 if which == "both" else 0))) if which != "last" else None
+    last = draw(st.integers(1, budget - (first or 0))) if which != "first" else None
+    dp = draw(st.sampled_from([1, 2, 4]))
+    m = draw(st.integers(1, 3 * pp))
+    plan = make_plan(model=model, pp=pp, gpus=pp * dp, global_batch=dp * m, schedule=schedule,
+                     virtual=2 if schedule == "interleaved" else None)
+    return attrs.evolve(plan, parallelism=attrs.evolve(plan.parallelism, first_stage_layers=first, last_stage_layers=last))
+
+
+@settings(max_examples=30, deadline=None)
+@given(uneven_plans())
+def test_uneven_stages_report_the_most_loaded_rank(plan):
+    layers = plan.parallelism.stage_layers(plan.model.layers)
+    assert len(layers) == plan.parallelism.pp and sum(layers) == plan.model.layers and min(layers) >= 1
+    est = estimate(plan)
+    ranks = est.report()["memory"]["pipeline_ranks"]
+    assert est.value("memory.per_gpu.total") == max(r["total"] for r in ranks)
+    assert sum(r["reported"] for r in ranks) == 1
+    # the slowest stage is at least the average one; the FLOPs do not depend on the split
+    assert est.value("time.stage_imbalance") >= 1 - 1e-12
+    even = estimate(attrs.evolve(plan, parallelism=attrs.evolve(plan.parallelism, first_stage_layers=None, last_stage_layers=None)))
+    assert est.value("flops.per_step") == even.value("flops.per_step")

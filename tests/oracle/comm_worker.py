@@ -13,7 +13,8 @@ step; rank 0 writes the records per case. ``zero = 0`` cases use ``DistributedDa
 instead (gradient accumulation under ``no_sync()``), its buckets all-reduced through
 ``dist.all_reduce`` by PyTorch's default comm hook. ``tp`` cases shard the decoder layers over
 all ranks with transformers' Llama ``tp_plan`` (PyTorch's ``ColwiseParallel`` /
-``RowwiseParallel``, no sequence parallelism) and record DTensor's functional collectives.
+``RowwiseParallel``, no sequence parallelism; with ``sp``, torchtitan's sequence-parallel
+plan) and record DTensor's functional collectives.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def _record_functional(log: list) -> None:
     import torch.distributed._functional_collectives as funcol
 
     for name in ("all_reduce", "all_gather_tensor", "reduce_scatter_tensor", "all_gather_tensor_autograd",
-                 "reduce_scatter_tensor_autograd"):
+                 "reduce_scatter_tensor_autograd", "all_gather_single", "reduce_scatter_single"):
         fn = getattr(funcol, name, None)
         if fn is None:
             continue
@@ -97,9 +98,16 @@ def _record_functional(log: list) -> None:
         setattr(funcol, name, wrapped)
 
 
-def _tensor_parallel(model, world: int):
+def _tensor_parallel(model, world: int, sp: bool = False):
     """transformers' Llama ``tp_plan`` applied with PyTorch's parallel styles: q, k, v, gate and up
-    column-parallel, o and down row-parallel, no sequence parallelism."""
+    column-parallel, o and down row-parallel, no sequence parallelism.
+
+    ``sp``: torchtitan's Llama plan instead — the norms ``SequenceParallel`` (the residual
+    stream sharded over the sequence), the attention and MLP inputs gathered once each by
+    ``PrepareModuleInput``, o and down reduce-scattering back to sequence shards. The
+    embedding output is cut to this rank's sequence shard by a hook (HF's embedding takes
+    no sequence-sharded output), and the step passes the full ``position_ids``.
+    """
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
@@ -107,9 +115,39 @@ def _tensor_parallel(model, world: int):
     plan = {f"self_attn.{n}": ColwiseParallel() for n in ("q_proj", "k_proj", "v_proj")}
     plan |= {"self_attn.o_proj": RowwiseParallel(), "mlp.gate_proj": ColwiseParallel(), "mlp.up_proj": ColwiseParallel(),
              "mlp.down_proj": RowwiseParallel()}
+    if sp:
+        from torch.distributed.tensor import Replicate, Shard
+        from torch.distributed.tensor.parallel import PrepareModuleInput, SequenceParallel
+
+        plan |= {
+            "input_layernorm": SequenceParallel(),
+            "post_attention_layernorm": SequenceParallel(),
+            "self_attn": PrepareModuleInput(input_kwarg_layouts={"hidden_states": Shard(1)},
+                                            desired_input_kwarg_layouts={"hidden_states": Replicate()}),
+            "mlp": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
+            "self_attn.o_proj": RowwiseParallel(output_layouts=Shard(1)),
+            "mlp.down_proj": RowwiseParallel(output_layouts=Shard(1)),
+        }
+        rank = dist.get_rank()
+
+        def shard_sequence(_module, _args, output):
+            chunk = output.shape[1] // world
+            return output[:, rank * chunk:(rank + 1) * chunk].contiguous()
+
+        model.model.embed_tokens.register_forward_hook(shard_sequence)
     for layer in model.model.layers:
         parallelize_module(layer, mesh, plan)
     return model
+
+
+def _sp_loss(model, ids, world: int):
+    """One micro-batch through the sequence-parallel model: this rank's shard of the final
+    hidden states, the LM head and the cross-entropy on its own tokens."""
+    rank, seq = dist.get_rank(), ids.shape[1]
+    chunk = seq // world
+    hidden = model.model(input_ids=ids, position_ids=torch.arange(seq).unsqueeze(0)).last_hidden_state
+    logits = model.lm_head(hidden)
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), ids[:, rank * chunk:(rank + 1) * chunk].flatten())
 
 
 def _worker(rank: int, spec: dict, out: str) -> None:
@@ -130,7 +168,7 @@ def _worker(rank: int, spec: dict, out: str) -> None:
 
             model = get_peft_model(model, LoraConfig(r=case["lora"], target_modules=["q_proj", "v_proj"])).base_model.model
         if case.get("tp"):
-            model = _tensor_parallel(model, spec["world"])
+            model = _tensor_parallel(model, spec["world"], sp=case.get("sp", False))
         elif case["zero"] == 0:
             model = _ddp(model)
         else:
@@ -148,7 +186,10 @@ def _worker(rank: int, spec: dict, out: str) -> None:
                 # DDP: gradient accumulation under no_sync(), one all-reduce at the last micro-batch
                 ctx = model.no_sync() if case["zero"] == 0 and not case.get("tp") and i < case["m"] - 1 else _nothing()
                 with ctx:
-                    model(input_ids=ids, labels=ids).loss.backward()
+                    if case.get("sp"):
+                        _sp_loss(model, ids, spec["world"]).backward()
+                    else:
+                        model(input_ids=ids, labels=ids).loss.backward()
             opt.step()
             held = _held_bytes(model, opt)  # what this rank keeps between steps, gradients included
             opt.zero_grad()

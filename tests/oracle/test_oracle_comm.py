@@ -25,6 +25,10 @@ Findings (PyTorch 2.13, CPU):
   all-reduces of the activations per layer forward, 5 backward — each of q, k, v, gate and
   up all-reduces its own input gradient, where Megatron-LM's fused QKV and FC1 need one
   each (``[parallelism] framework = "hf"`` without SP prices the 7);
+* with torchtitan's sequence-parallel plan on the same layers (norms ``SequenceParallel``,
+  ``PrepareModuleInput`` gathering the attention and MLP inputs): 2 all-gathers and 2
+  reduce-scatters per layer forward and the same backward — Megatron-LM's 4 all-reduces'
+  worth, as ``sequence_parallel = true`` prices it under either framework;
 * with PEFT LoRA adapters under ``FULL_SHARD`` the gathers carry every parameter, the
   frozen base included, and only the units with adapters reduce-scatter, their adapters'
   gradients;
@@ -134,7 +138,19 @@ TP_M = (1, 2)
 @pytest.fixture(scope="module")
 def recorded_tp(tmp_path_factory) -> list[dict]:
     cases = [{"tp": True, "zero": 0, "m": m, "param_dtype": "fp32", "reduce_dtype": "fp32"} for m in TP_M]
+    cases += [{"tp": True, "sp": True, "zero": 0, "m": m, "param_dtype": "fp32", "reduce_dtype": "fp32"} for m in TP_M]
     return _run_worker(tmp_path_factory.mktemp("tp"), TP_WORLD, cases)
+
+
+def tp_plan(m: int, sp: bool) -> llmplan.Plan:
+    model, _ = from_hf_config({"model_type": "llama", "architectures": ["LlamaForCausalLM"], **CONFIG}, name="tiny llama")
+    return llmplan.Plan(
+        model=model,
+        method=llmplan.Method(kind="pretrain", tokens=10**6, seq_len=SEQ, global_batch=MICRO_BATCH * m),
+        precision=llmplan.Precision(preset="fp32"),
+        cluster=llmplan.Cluster(gpu=catalog.gpu("h100-sxm"), gpus=TP_WORLD),
+        parallelism=llmplan.Parallelism(tp=TP_WORLD, sequence_parallel=sp, micro_batch=MICRO_BATCH, framework="hf"),
+    )
 
 
 @pytest.mark.parametrize("index", range(len(TP_M)), ids=[f"m{m}" for m in TP_M])
@@ -150,15 +166,33 @@ def test_tp_bytes_equal_pytorch_tensor_parallel(recorded_tp, index):
     assert ops == ["tp_all_reduce"] * (7 * CONFIG["num_hidden_layers"] * m)
     assert all(c["bytes"] == [act] for c in calls)
     measured = sum(2 * (TP_WORLD - 1) / TP_WORLD * c["bytes"][0] for c in calls)
-    model, _ = from_hf_config({"model_type": "llama", "architectures": ["LlamaForCausalLM"], **CONFIG}, name="tiny llama")
-    plan = llmplan.Plan(
-        model=model,
-        method=llmplan.Method(kind="pretrain", tokens=10**6, seq_len=SEQ, global_batch=MICRO_BATCH * m),
-        precision=llmplan.Precision(preset="fp32"),
-        cluster=llmplan.Cluster(gpu=catalog.gpu("h100-sxm"), gpus=TP_WORLD),
-        parallelism=llmplan.Parallelism(tp=TP_WORLD, sequence_parallel=False, micro_batch=MICRO_BATCH, framework="hf"),
-    )
-    assert llmplan.estimate(plan).value("communication.tp_bytes") == pytest.approx(measured, rel=1e-12)
+    assert llmplan.estimate(tp_plan(m, sp=False)).value("communication.tp_bytes") == pytest.approx(measured, rel=1e-12)
+
+
+@pytest.mark.parametrize("index", range(len(TP_M)), ids=[f"m{m}" for m in TP_M])
+def test_tp_bytes_with_sequence_parallelism(recorded_tp, index):
+    """torchtitan's sequence-parallel plan on HF Llama layers: per layer and micro-batch an
+    all-gather of the (b, s/t, h) shard before the attention and before the MLP and a
+    reduce-scatter of the (b, s, h) output after o and down, forward — and the same four
+    backward, the gradient of each gather reduce-scattered once (the q, k, v and gate, up
+    gradients add up before it): Megatron-LM's count, 4 all-reduces' worth, not the 7 of
+    the plan without SP. Besides, the norms' weight gradients (partial sums over the
+    sequence shards) are all-reduced a fixed number of times per step whatever ``m`` —
+    ``h`` elements each, as Megatron-LM's ``finalize_model_grads`` does for SP norms; llmplan
+    leaves them out (here 18 × 256 B against 48 × 8 KiB of activations at m = 1)."""
+    m = TP_M[index]
+    result = recorded_tp[len(TP_M) + index]
+    assert result["case"]["sp"] and result["case"]["m"] == m
+    norm_grads = [c for c in result["calls"] if c["op"] == "tp_all_reduce"]
+    assert all(c["bytes"] == [CONFIG["hidden_size"] * 4] for c in norm_grads)
+    assert len(norm_grads) == len([c for c in recorded_tp[len(TP_M)]["calls"] if c["op"] == "tp_all_reduce"])  # as at m = 1
+    calls = [c for c in result["calls"] if c["op"] != "tp_all_reduce"]
+    act = MICRO_BATCH * SEQ * CONFIG["hidden_size"] * 4  # fp32 (b, s, h)
+    assert [c["op"] for c in calls] == ["tp_all_gather_single", "tp_reduce_scatter_single"] * (4 * CONFIG["num_hidden_layers"] * m)
+    # recorded: each collective's input — the gather's is this rank's shard, the reduce-scatter's the full tensor
+    assert all(c["bytes"] == [act // TP_WORLD if c["op"] == "tp_all_gather_single" else act] for c in calls)
+    measured = len(calls) * (TP_WORLD - 1) / TP_WORLD * act  # ring: (n − 1)/n of the full buffer each
+    assert llmplan.estimate(tp_plan(m, sp=True)).value("communication.tp_bytes") == pytest.approx(measured, rel=1e-12)
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[f"zero{z}-m{m}-{pd}-{rd}" for z, m, pd, rd in CASES])
