@@ -52,10 +52,14 @@ def _render(report: dict[str, Any]) -> str:
     ]
     out.append("Compute")
     out.append(_table([(k, _num(v, fmt)) for k, v, fmt in compute if v is not None]))
-    out.append("Memory on the most loaded GPU")
+    ranks = mem.get("pipeline_ranks")
+    reported = next((r for r in ranks if r["reported"]), None) if ranks else None
+    out.append("Memory on the most loaded GPU" + (f" (pipeline rank {reported['rank']}, {reported['layers']} layers)" if reported else ""))
     rows = [(k, _human_bytes(v)) for k, v in mem["per_gpu"].items()]
     rows.append(("capacity", _human_bytes(mem["capacity"])))
     rows.append(("fits", "yes" if mem["fits"] else "NO"))
+    if ranks:  # uneven stages: the ranks compared
+        rows.append(("ranks compared", " · ".join(f"{r['rank']}: {r['layers']} layers {_human_bytes(r['total'])}" for r in ranks)))
     out.append(_table(rows))
     if report.get("rl"):  # RL post-training (llmplan.rl): its own time rows
         from .rl import render_rl

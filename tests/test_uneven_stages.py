@@ -221,3 +221,15 @@ def test_search_splits_evenly():
     for rep in result["layouts"]:
         assert rep["parallelism"].get("first_stage_layers") is None
         assert "pipeline_ranks" not in rep["memory"]
+
+
+def test_the_text_report_names_the_reported_rank(capsys):
+    from pathlib import Path
+
+    from llmplan.cli import main
+
+    example = Path(__file__).resolve().parents[1] / "examples/llama3-405b-pretrain.toml"
+    assert main(["estimate", str(example)]) == 0
+    out = capsys.readouterr().out
+    assert "Memory on the most loaded GPU (pipeline rank 1, 8 layers)" in out
+    assert "ranks compared  0: 7 layers" in out and "15: 7 layers" in out
