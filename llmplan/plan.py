@@ -802,7 +802,7 @@ class Parallelism(_Checked):
             if getattr(self, name) is None or not _pos_int(self, name, p):
                 continue
             if self.pp == 1:
-                p.append(Problem(name, f"set with pp = 1: it places layers on a pipeline stage (allowed with pp ≥ 2)"))
+                p.append(Problem(name, "set with pp = 1: it places layers on a pipeline stage (allowed with pp ≥ 2)"))
             elif self.pp_schedule == "dualpipe":
                 p.append(Problem(name, "set with pp_schedule = \"dualpipe\": DualPipe pairs stage i with stage pp − 1 − i "
                                  "and splits the layers evenly (allowed with 1f1b, interleaved, gpipe)"))

@@ -29,7 +29,7 @@ from . import symbols as S
 from .errors import LlmplanError
 from .model import divisors
 from .plan import DUALPIPE_COMM_SMS, Cost, Plan
-from .sweep import sweep
+from .sweep import sweep, unchecked_evolve
 
 __all__ = [
     "OBJECTIVES",
@@ -209,8 +209,6 @@ def search(
             intra_node=None if gid != plan.cluster.gpu.id else plan.cluster.intra_node,
             inter_node=None if gid != plan.cluster.gpu.id else plan.cluster.inter_node,
         )
-        from .sweep import unchecked_evolve
-
         base = _free_plan(unchecked_evolve(plan, cost=costs[gid][0]), cluster)
         axes = layout_space(base, counts)
         sw = sweep(base, keep="fits", **axes)  # only the layouts that fit reach the time formulas
@@ -303,7 +301,7 @@ def gpu_cost(plan: Plan, gpu) -> tuple[Cost | None, str | None]:
     conv = _converter(_report_currency(plan), cost.rates)
     changes: dict[str, Any] = {}
     used = []
-    for kind, key in (("cloud", "gpu_hour"), ("purchase", "gpu_price")):
+    for kind in ("cloud", "purchase"):
         if (cost.gpu_hour if kind == "cloud" else cost.on_prem) is None:
             continue
         found = [(conv(*p.money), p) for p in _catalog_prices(catalog.default(), gpu.id, kind, "latest")]
@@ -323,8 +321,6 @@ def gpu_cost(plan: Plan, gpu) -> tuple[Cost | None, str | None]:
 
 def _free_plan(plan: Plan, cluster) -> Plan:
     """``plan`` on ``cluster`` with dp left to the layout (layout rules apply per row)."""
-    from .sweep import unchecked_evolve
-
     return unchecked_evolve(plan, cluster=cluster, parallelism=attrs.evolve(plan.parallelism, dp="auto"))
 
 

@@ -137,7 +137,8 @@ def tp_backward_collectives(plan) -> int:
     up projections into another, so the backward all-reduces the input gradient twice per
     layer (Narayanan et al. 2021 §3); with sequence parallelism every framework gathers the
     block input once per half and reduce-scatters its gradient once (Korthikanti et al.
-    2022 §4.2.2; measured for HF Llama layers under torchtitan's sequence-parallel plan). Without sequence parallelism, Hugging Face modules under PyTorch's
+    2022 §4.2.2; measured for HF Llama layers under torchtitan's sequence-parallel plan).
+    Without sequence parallelism, Hugging Face modules under PyTorch's
     ``ColwiseParallel`` / ``RowwiseParallel`` (transformers' own ``tp_plan``) keep the
     projections separate, and each column-parallel one all-reduces its own input gradient:
     q, k and v (one for a fused QKV class, two for MLA's ``q(_a)_proj`` and
