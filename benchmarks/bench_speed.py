@@ -3,7 +3,7 @@ the full layout space of Llama-3.1-405B on 16,384 H100 searched in < 2 s).
 
 Run: ``python benchmarks/bench_speed.py`` (writes benchmarks/results/speed.md), or
 ``python benchmarks/bench_speed.py sweep search deepseek`` to measure only those rows and
-replace them in the existing file (parts: estimate, sweep, cold, search, deepseek).
+replace them in the existing file (parts: estimate, uneven, sweep, cold, search, deepseek).
 Timings are wall-clock medians on the machine it runs on; the file records which.
 """
 
@@ -36,7 +36,7 @@ def median_time(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-PARTS = ("estimate", "sweep", "cold", "search", "deepseek")
+PARTS = ("estimate", "uneven", "sweep", "cold", "search", "deepseek")
 
 
 def rows(parts: set[str]) -> dict[str, list[str]]:
@@ -47,6 +47,11 @@ def rows(parts: set[str]) -> dict[str, list[str]]:
     if "estimate" in parts:
         warm = median_time(lambda: llmplan.estimate(plan), 200)
         out["estimate"] = [f"| warm single estimate (Llama 2 70B example) | {warm * 1e3:.2f} ms | < 5 ms |"]
+    if "uneven" in parts:  # first/last_stage_layers: three pipeline ranks evaluated
+        l3 = llmplan.load(ROOT / "examples/llama3-405b-pretrain.toml")
+        llmplan.estimate(l3)
+        warm = median_time(lambda: llmplan.estimate(l3), 200)
+        out["uneven"] = [f"| warm estimate with uneven stages, three ranks (Llama 3 405B example) | {warm * 1e3:.2f} ms | < 15 ms |"]
 
     if "sweep" in parts:
         axes = dict(
@@ -146,6 +151,7 @@ def _part_of(line: str) -> str | None:
     """Which part a result row of speed.md belongs to."""
     starts = {
         "| warm single estimate": "estimate",
+        "| warm estimate with uneven stages": "uneven",
         "| sweep of": "sweep",
         "| cold `llmplan estimate`": "cold",
         "| search: Llama-3.1-405B": "search",

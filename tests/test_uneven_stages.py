@@ -233,3 +233,31 @@ def test_the_text_report_names_the_reported_rank(capsys):
     out = capsys.readouterr().out
     assert "Memory on the most loaded GPU (pipeline rank 1, 8 layers)" in out
     assert "ranks compared  0: 7 layers" in out and "15: 7 layers" in out
+
+
+def _rank_total(plan, rank: int) -> float:
+    """memory.per_gpu.total of pipeline rank ``rank``, evaluated on its own (brute force)."""
+    from llmplan.bindings import plan_values
+    from llmplan.estimate import Estimate, definitions, param_counts
+
+    pc = param_counts(plan.model)
+    values, _ = plan_values(plan, pc.total, pc.active)
+    layers = plan.parallelism.stage_layers(plan.model.layers)
+    stage = "first" if rank == 0 else "last" if rank == plan.parallelism.pp - 1 else "middle"
+    values[S.L_s], values[S.i_pp] = layers[rank], rank
+    _, results = Estimate._evaluate(definitions(plan, stage), values)
+    return results["memory.per_gpu.total"]
+
+
+from hypothesis import given, settings  # noqa: E402
+from test_invariants import uneven_plans  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(uneven_plans())
+def test_no_unexamined_rank_holds_more(plan):
+    """Every pipeline rank evaluated one by one: none holds more than the reported GPU (the
+    middle ranks after rank 1 hold no more layers and fewer in-flight micro-batches)."""
+    est = estimate(plan)
+    totals = [_rank_total(plan, r) for r in range(plan.parallelism.pp)]
+    assert est.value("memory.per_gpu.total") == pytest.approx(max(totals), rel=1e-12)
