@@ -88,10 +88,10 @@ e = declare("e", "expert-parallel size", "GPUs")
 t_e = declare("t_e", "expert tensor-parallel size", "GPUs")
 v = declare("v", "interleaved virtual pipeline chunks per GPU", "chunks")
 m = declare("m", "micro-batches per step per pipeline (gradient accumulation)", "micro-batches")
-L_s = declare("L_s", "layers on the reported GPU's pipeline stage (the most loaded GPU)", "layers")
+L_s = declare("L_s", "layers on the pipeline stage of the reported (most loaded) GPU", "layers")
 L_max = declare("L_max", "layers on the fullest pipeline stage", "layers")
 L_last = declare("L_last", "layers on the last pipeline stage (the one with the LM head)", "layers")
-i_pp = declare("i_pp", "pipeline rank of the reported GPU (0 = first stage)", "1", zero=True)
+i_pp = declare("i_pp", "pipeline rank of the reported GPU (0 = first stage)", "rank", zero=True)
 n_node = declare("n_node", "GPUs per node", "GPUs")
 
 # --- precision (bytes per element) --------------------------------------------------------
