@@ -31,7 +31,7 @@ from typing import Any
 
 from .errors import LlmplanError
 
-__all__ = ["add_cli", "attention_shape", "calibrate", "gemm_shapes", "measure_attention", "measure_gemm"]
+__all__ = ["add_cli", "attention_shape", "calibrate", "gemm_shapes", "guess_gpu", "measure_attention", "measure_gemm"]
 
 #: GEMM shapes (m, k, n) used without a plan: square-ish training GEMMs of a 7B–70B model.
 DEFAULT_SHAPES: tuple[tuple[int, int, int], ...] = ((8192, 4096, 4096), (8192, 4096, 11008), (8192, 11008, 4096), (8192, 8192, 8192))

@@ -35,6 +35,7 @@ __all__ = [
     "OBJECTIVES",
     "POLICIES",
     "UNSUPPORTED",
+    "gpu_cost",
     "layout_space",
     "pareto_front",
     "pipeline_schedules",
