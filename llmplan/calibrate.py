@@ -19,6 +19,10 @@ FLOPs the kernel executes (the FlashAttention papers' count: causal forward
 ``2·b·heads·s²·d``, backward 2.5 × that). A plan takes the file with the top-level key
 ``include = ["calibration.toml"]`` (the plan's own keys win). Needs ``torch``
 (``pip install torch``); no network.
+
+``--step`` (:func:`calibrate_step`) measures a whole training step instead: the plan's
+model built with transformers on one GPU, cut to a few layers, and the ``gemm`` with which
+llmplan's step time of that one-GPU plan equals the measurement.
 """
 
 from __future__ import annotations
@@ -31,7 +35,19 @@ from typing import Any
 
 from .errors import LlmplanError
 
-__all__ = ["add_cli", "attention_shape", "calibrate", "gemm_shapes", "guess_gpu", "measure_attention", "measure_gemm"]
+__all__ = [
+    "add_cli",
+    "attention_shape",
+    "calibrate",
+    "calibrate_step",
+    "gemm_shapes",
+    "guess_gpu",
+    "measure_attention",
+    "measure_gemm",
+    "measure_step",
+    "step_gemm_efficiency",
+    "step_plan",
+]
 
 #: GEMM shapes (m, k, n) used without a plan: square-ish training GEMMs of a 7B–70B model.
 DEFAULT_SHAPES: tuple[tuple[int, int, int], ...] = ((8192, 4096, 4096), (8192, 4096, 11008), (8192, 11008, 4096), (8192, 8192, 8192))
@@ -226,6 +242,169 @@ def calibrate(
     return result
 
 
+# --- step calibration: a real training step of the plan's model ------------------------------
+
+
+def step_plan(plan, *, layers: int | None = 4, peak: float | None = None):
+    """The one-GPU plan a step calibration measures: ``plan``'s model cut to ``layers``
+    layers (``None``: all), its sequence length, micro-batch and FlashAttention choice, full
+    recomputation if the plan recomputes fully (else none: transformers has no selective
+    form), pure bf16 weights and AdamW states (``bf16-pure``, what a plain PyTorch step
+    holds), ``framework = "hf"``, one micro-batch per step. ``peak`` (FLOP/s) replaces the
+    GPU's bf16 peak (``--peak``) and drops its bf16 matmul measurement (``mamf``)."""
+    import attrs
+
+    from .plan import Cluster, Efficiency, Method, Parallelism, Plan, Precision
+
+    model = plan.model
+    if layers is not None:
+        model = attrs.evolve(model, layers=min(layers, model.layers))
+    gpu = plan.cluster.gpu
+    if peak is not None:  # the given peak; the catalog's bf16 matmul measurement is another device's
+        mamf = {k: v for k, v in (gpu.mamf or {}).items() if k != "bf16"}
+        gpu = attrs.evolve(gpu, peak={**gpu.peak, "bf16": peak}, mamf=mamf)
+    par, meth = plan.parallelism, plan.method
+    return Plan(
+        name=f"step calibration of {plan.name or model.name or 'the plan'}",
+        model=model,
+        method=Method(kind="pretrain", tokens=meth.seq_len * par.micro_batch * 1000, seq_len=meth.seq_len, global_batch=par.micro_batch),
+        precision=Precision(preset="bf16-pure"),
+        cluster=Cluster(gpu=gpu, gpus=1),
+        parallelism=Parallelism(micro_batch=par.micro_batch, recompute="full" if par.recompute == "full" else "none",
+                                flash_attention=par.flash_attention, framework="hf"),
+        efficiency=Efficiency(attention=plan.efficiency.attention, elementwise_passes=plan.efficiency.elementwise_passes),
+    )
+
+
+def measure_step(plan, *, device: str = "cuda", steps: int = 5, warmup: int = 2) -> dict[str, Any]:
+    """Train ``warmup + steps`` real steps of ``plan``'s model (a :func:`step_plan`) with
+    transformers and ``torch.optim.AdamW``, bf16, random weights and tokens; the median
+    time of the last ``steps`` and, on CUDA, ``max_memory_allocated``. The module's
+    parameter count must equal llmplan's."""
+    try:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+    except ImportError:  # pragma: no cover - exercised only without torch
+        raise LlmplanError("llmplan calibrate --step needs PyTorch and transformers: pip install torch transformers") from None
+    import statistics
+
+    from .estimate import param_counts
+    from .hf import to_hf_config
+
+    cuda = device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        raise LlmplanError("no CUDA device is visible to PyTorch; use --device cpu to try the command on the CPU")
+    config = to_hf_config(plan.model)
+    cfg = AutoConfig.for_model(**config)
+    cfg._attn_implementation = "sdpa" if plan.parallelism.flash_attention else "eager"
+    cfg.use_cache = False
+    torch.manual_seed(0)
+    with torch.device(device):
+        module = AutoModelForCausalLM.from_config(cfg).to(torch.bfloat16)
+    params = sum(p.numel() for p in module.parameters())
+    expected = param_counts(plan.model).total
+    if params != expected:
+        raise LlmplanError(f"transformers built {params:,} parameters for {config['model_type']}, llmplan counts {expected:,}")
+    if plan.parallelism.recompute == "full":
+        module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    module.train()
+    opt = torch.optim.AdamW(module.parameters(), lr=1e-5, **({"fused": True} if cuda else {}))
+    ids = torch.randint(0, cfg.vocab_size, (plan.parallelism.micro_batch, plan.method.seq_len), device=device)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    times = []
+    for i in range(warmup + steps):
+        if cuda and i == warmup:
+            torch.cuda.reset_peak_memory_stats()
+        sync()
+        t0 = time.perf_counter()
+        module(input_ids=ids, labels=ids).loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return {
+        "params": params,
+        "step_seconds": statistics.median(times),
+        "peak_memory_bytes": float(torch.cuda.max_memory_allocated()) if cuda else None,
+        "device": torch.cuda.get_device_name() if cuda else device,
+        "torch": torch.__version__,
+        "model_type": config["model_type"],
+    }
+
+
+def predicted_step_seconds(plan, gemm: float | None = None) -> float:
+    """llmplan's ``time.step_seconds`` of ``plan`` with ``[efficiency] gemm`` set to ``gemm``."""
+    import attrs
+
+    from .estimate import estimate
+
+    if gemm is not None:
+        plan = attrs.evolve(plan, efficiency=attrs.evolve(plan.efficiency, gemm=gemm))
+    return float(estimate(plan).value("time.step_seconds"))
+
+
+def step_gemm_efficiency(plan, measured_seconds: float, *, low: float = 1e-4, high: float = 1.0) -> float:
+    """The ``[efficiency] gemm`` with which llmplan's step time of ``plan`` equals
+    ``measured_seconds`` (bisection; the step time falls as ``gemm`` rises). An error
+    when no value in ``[low, high]`` gets there: a peak that is too low, or a step slower
+    than the memory-bound terms alone explain."""
+    fast, slow = predicted_step_seconds(plan, high), predicted_step_seconds(plan, low)
+    if measured_seconds < fast:
+        raise LlmplanError(
+            f"the measured step ({measured_seconds:.4g} s) is faster than llmplan's model allows even at gemm = {high} "
+            f"({fast:.4g} s): the peak is wrong for this device; give --peak"
+        )
+    if measured_seconds > slow:
+        raise LlmplanError(
+            f"the measured step ({measured_seconds:.4g} s) is slower than llmplan predicts even at gemm = {low} "
+            f"({slow:.4g} s): the peak or the memory bandwidth in the catalog does not describe this device"
+        )
+    for _ in range(80):  # geometric bisection: the answer to ~1e-9 relative
+        mid = (low * high) ** 0.5
+        if predicted_step_seconds(plan, mid) > measured_seconds:
+            low = mid
+        else:
+            high = mid
+    return (low * high) ** 0.5
+
+
+def calibrate_step(plan, *, layers: int | None = 4, peak: float | None = None, device: str = "cuda", steps: int = 5,
+                   warmup: int = 2, out: str | Path | None = None) -> dict[str, Any]:
+    """Measure a real training step of ``plan``'s model on this device (:func:`step_plan`,
+    :func:`measure_step`) and find the ``[efficiency] gemm`` that makes llmplan's step
+    time equal it (:func:`step_gemm_efficiency`); optionally write the TOML.
+
+    Unlike the GEMM calibration, the value carries everything the step model does not
+    resolve — kernel and framework versions, launch gaps, the unfused elementwise work —
+    as seen in this one-GPU step; it is meant for plans run with the same software on
+    the same GPU type. It sets ``gemm`` only; the attention kernel follows as ``gemm/2``
+    unless the plan gives ``[efficiency] attention``.
+    """
+    small = step_plan(plan, layers=layers, peak=peak)
+    measured = measure_step(small, device=device, steps=steps, warmup=warmup)
+    default = predicted_step_seconds(small)
+    gemm = step_gemm_efficiency(small, measured["step_seconds"])
+    result = {**measured, "layers": small.model.layers, "seq_len": small.method.seq_len, "micro_batch": small.parallelism.micro_batch,
+              "recompute": small.parallelism.recompute, "predicted_seconds_default": default, "gemm": gemm,
+              "peak": small.cluster.gpu.peak["bf16"], "gpu": small.cluster.gpu.id}
+    if out is not None:
+        lines = [
+            f"# measured by llmplan calibrate --step on {measured['device']} (torch {measured['torch']}) on {_dt.date.today().isoformat()}",
+            f"# one training step of {measured['model_type']} with {small.model.layers} layers, {measured['params']:,} parameters, "
+            f"seq_len {small.method.seq_len}, micro-batch {small.parallelism.micro_batch}, recompute {small.parallelism.recompute}, "
+            "bf16 weights and AdamW states, one GPU",
+            f"# measured {measured['step_seconds']:.6g} s; llmplan predicted {default:.6g} s with its default efficiency on "
+            f"{small.cluster.gpu.id} ({small.cluster.gpu.peak['bf16'] / 1e12:,.1f} TFLOP/s bf16 peak)",
+            "# gemm below makes llmplan's step time equal the measurement (it absorbs what the step model does not resolve)",
+            "[efficiency]",
+            f"gemm = {gemm:.6g}",
+            "",
+        ]
+        Path(out).write_text("\n".join(lines), encoding="utf-8")
+    return result
+
+
 def guess_gpu(name: str) -> str | None:
     """The catalog id of a device named as ``torch.cuda.get_device_name()`` names it
     (``"NVIDIA H100 80GB HBM3"`` → ``"h100-sxm"``), or ``None`` when no entry matches."""
@@ -264,13 +443,46 @@ def add_cli(subparsers) -> None:
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "tf32", "fp32"])
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--no-attention", action="store_true", help="time the GEMMs only, not the causal attention kernel")
+    p.add_argument("--step", action="store_true",
+                   help="instead: train real steps of PLAN's model (cut to --layers) and fit gemm to the measured step time")
+    p.add_argument("--layers", type=int, default=4, help="--step: layers of the model to build (default 4; 0 = all)")
+    p.add_argument("--steps", type=int, default=5, help="--step: measured steps after 2 warm-up steps (default 5)")
     p.set_defaults(func=_cmd)
+
+
+def _cmd_step(args, plan) -> int:
+    import attrs
+
+    from . import catalog, units
+
+    if plan is None:
+        raise LlmplanError("calibrate --step needs a PLAN: its model, seq_len and micro_batch are what is measured")
+    if args.gpu:
+        plan = attrs.evolve(plan, cluster=attrs.evolve(plan.cluster, gpu=catalog.gpu(args.gpu)))
+    elif args.device.startswith("cuda") and not args.peak:
+        import torch
+
+        gid = guess_gpu(torch.cuda.get_device_name()) if torch.cuda.is_available() else None
+        if gid is not None:
+            plan = attrs.evolve(plan, cluster=attrs.evolve(plan.cluster, gpu=catalog.gpu(gid)))
+    peak = units.parse(args.peak, "flops_per_second", what="--peak") if args.peak else None
+    if args.layers < 0:
+        raise LlmplanError(f"--layers {args.layers}: give a positive number of layers, or 0 for all")
+    r = calibrate_step(plan, layers=args.layers or None, peak=peak, device=args.device, steps=max(1, args.steps), out=args.out)
+    print(
+        f"{r['device']}: {r['model_type']} × {r['layers']} layers, seq {r['seq_len']}, micro-batch {r['micro_batch']}: "
+        f"{r['step_seconds']:.4g} s per step (llmplan's default: {r['predicted_seconds_default']:.4g} s) "
+        f"→ gemm = {r['gemm']:.3f}; wrote {args.out} (use it with include = [\"{args.out}\"])"
+    )
+    return 0
 
 
 def _cmd(args) -> int:
     from . import catalog, load, units
 
     plan = load(args.plan) if args.plan else None
+    if args.step:
+        return _cmd_step(args, plan)
     shapes = gemm_shapes(plan) if plan is not None else list(DEFAULT_SHAPES)
     attention = None if args.no_attention else (attention_shape(plan) if plan is not None else DEFAULT_ATTENTION)
     if args.peak:

@@ -76,3 +76,53 @@ def test_device_names_map_to_catalog_ids(name, gid):
     from llmplan.calibrate import guess_gpu
 
     assert guess_gpu(name) == gid
+
+
+# --- calibrate --step: the solver and the measured plan (no torch needed) ------------------
+
+
+def _tiny_plan(**par):
+    import llmplan
+    from llmplan import catalog
+
+    return llmplan.Plan(
+        model=llmplan.Dense(layers=6, hidden=256, heads=4, kv_heads=2, ffn=704, vocab=1000),
+        method=llmplan.Method(tokens=10**6, seq_len=256, global_batch=64),
+        cluster=llmplan.Cluster(gpu=catalog.gpu("h100-sxm"), gpus=8),
+        parallelism=llmplan.Parallelism(micro_batch=2, **par),
+    )
+
+
+def test_step_plan_is_one_gpu_one_micro_batch_of_the_plans_model():
+    from llmplan.calibrate import step_plan
+
+    small = step_plan(_tiny_plan(recompute="selective"), layers=2, peak=2e12)
+    assert small.model.layers == 2 and small.model.hidden == 256
+    assert small.cluster.gpus == 1 and small.method.global_batch == 2 and small.parallelism.micro_batch == 2
+    assert small.method.seq_len == 256 and small.parallelism.recompute == "none"  # transformers: no selective form
+    assert small.precision.preset == "bf16-pure" and small.parallelism.framework == "hf"
+    assert small.cluster.gpu.peak["bf16"] == 2e12 and "bf16" not in small.cluster.gpu.mamf
+    assert step_plan(_tiny_plan(recompute="full"), layers=None).parallelism.recompute == "full"
+    assert step_plan(_tiny_plan(), layers=None).model.layers == 6
+
+
+@pytest.mark.parametrize("gemm", [0.003, 0.37, 0.81])
+def test_step_solver_recovers_the_efficiency_behind_a_step_time(gemm):
+    """Round trip: the step time llmplan predicts at a chosen gemm, handed back as the
+    'measurement', gives that gemm again."""
+    from llmplan.calibrate import predicted_step_seconds, step_gemm_efficiency, step_plan
+
+    small = step_plan(_tiny_plan(), layers=2, peak=2e12)
+    seconds = predicted_step_seconds(small, gemm)
+    assert step_gemm_efficiency(small, seconds) == pytest.approx(gemm, rel=1e-6)
+
+
+def test_step_solver_refuses_impossible_measurements():
+    from llmplan import LlmplanError
+    from llmplan.calibrate import predicted_step_seconds, step_gemm_efficiency, step_plan
+
+    small = step_plan(_tiny_plan(), layers=2, peak=2e12)
+    with pytest.raises(LlmplanError, match="faster than llmplan's model allows"):
+        step_gemm_efficiency(small, predicted_step_seconds(small, 1.0) / 2)
+    with pytest.raises(LlmplanError, match="slower than llmplan predicts"):
+        step_gemm_efficiency(small, predicted_step_seconds(small, 1e-4) * 2)

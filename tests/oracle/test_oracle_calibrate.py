@@ -62,3 +62,36 @@ def test_calibrate_without_attention_writes_gemm_only(tmp_path):
 def test_calibrate_rejects_a_peak_below_the_measurement():
     with pytest.raises(llmplan.LlmplanError, match="the peak is wrong"):
         calibrate(peak=1.0, shapes=[(64, 64, 64)], attention=None, device="cpu", dtype="fp32", repeat=1)
+
+
+def test_step_calibration_fits_gemm_to_a_real_cpu_step(tmp_path):
+    """A real transformers training step of a two-layer Llama on the CPU, against a stated
+    2 TFLOP/s peak: the written gemm makes llmplan's step time equal the measured one, and
+    a plan includes the file."""
+    from llmplan.calibrate import calibrate_step, predicted_step_seconds, step_plan
+
+    plan = llmplan.Plan(
+        model=llmplan.Dense(layers=6, hidden=128, heads=4, kv_heads=2, ffn=352, vocab=1000),
+        method=llmplan.Method(tokens=10**6, seq_len=128, global_batch=64),
+        cluster=llmplan.Cluster(gpu=llmplan.catalog.gpu("h100-sxm"), gpus=8),
+        parallelism=llmplan.Parallelism(micro_batch=2),
+    )
+    out = tmp_path / "step.toml"
+    r = calibrate_step(plan, layers=2, peak=2e12, device="cpu", steps=3, out=out)
+    small = step_plan(plan, layers=2, peak=2e12)
+    assert r["params"] == llmplan.estimate(small).value("params.total")
+    assert 0 < r["gemm"] < 1
+    assert predicted_step_seconds(small, r["gemm"]) == pytest.approx(r["step_seconds"], rel=1e-6)
+    text = out.read_text()
+    assert "[efficiency]" in text and f"gemm = {r['gemm']:.6g}" in text
+    (tmp_path / "plan.toml").write_text(
+        'include = ["step.toml"]\n[model]\nlayers = 2\nhidden = 128\nheads = 4\nkv_heads = 2\nffn = 352\nvocab = 1000\n'
+        '[method]\ntokens = "1M"\nseq_len = 128\nglobal_batch = 64\n[cluster]\ngpu = "h100-sxm"\ngpus = 8\n'
+    )
+    assert llmplan.load(tmp_path / "plan.toml").efficiency.gemm == pytest.approx(r["gemm"], rel=1e-5)
+
+
+def test_step_calibration_needs_a_plan():
+    from llmplan.cli import main
+
+    assert main(["calibrate", "--step", "--device", "cpu", "--peak", "2 TFLOP/s"]) == 2
