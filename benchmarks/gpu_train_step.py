@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -111,36 +110,17 @@ def measure(config: dict[str, Any], seq: int, batch: int, ckpt: bool, *, device:
     import torch
     from transformers import LlamaForCausalLM
 
+    from llmplan.calibrate import time_training_steps
+
     cfg = llama_config(config)
     torch.manual_seed(0)
     with torch.device(device):
         model = LlamaForCausalLM(cfg).to(torch.bfloat16)
     params = sum(p.numel() for p in model.parameters())
-    if ckpt:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, **({"fused": True} if device.startswith("cuda") else {}))
     ids = torch.randint(0, cfg.vocab_size, (batch, seq), device=device)
-    cuda = device.startswith("cuda")
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    times = []
-    for i in range(warmup + steps):
-        if cuda and i == warmup:
-            torch.cuda.reset_peak_memory_stats()
-        sync()
-        t0 = time.perf_counter()
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        sync()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    out = {"params": params, "step_seconds": statistics.median(times), "step_seconds_all": times,
-           "peak_memory_bytes": float(torch.cuda.max_memory_allocated()) if cuda else None,
-           "device": torch.cuda.get_device_name() if cuda else device, "torch": torch.__version__}
-    del model, opt
-    if cuda:
+    out = {"params": params, **time_training_steps(model, ids, checkpointing=ckpt, device=device, steps=steps, warmup=warmup)}
+    del model
+    if device.startswith("cuda"):
         torch.cuda.empty_cache()
     return out
 

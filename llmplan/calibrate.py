@@ -47,6 +47,7 @@ __all__ = [
     "measure_step",
     "step_gemm_efficiency",
     "step_plan",
+    "time_training_steps",
 ]
 
 #: GEMM shapes (m, k, n) used without a plan: square-ish training GEMMs of a 7B–70B model.
@@ -286,8 +287,6 @@ def measure_step(plan, *, device: str = "cuda", steps: int = 5, warmup: int = 2)
         from transformers import AutoConfig, AutoModelForCausalLM
     except ImportError:  # pragma: no cover - exercised only without torch
         raise LlmplanError("llmplan calibrate --step needs PyTorch and transformers: pip install torch transformers") from None
-    import statistics
-
     from .estimate import param_counts
     from .hf import to_hf_config
 
@@ -305,11 +304,26 @@ def measure_step(plan, *, device: str = "cuda", steps: int = 5, warmup: int = 2)
     expected = param_counts(plan.model).total
     if params != expected:
         raise LlmplanError(f"transformers built {params:,} parameters for {config['model_type']}, llmplan counts {expected:,}")
-    if plan.parallelism.recompute == "full":
+    ids = torch.randint(0, cfg.vocab_size, (plan.parallelism.micro_batch, plan.method.seq_len), device=device)
+    timed = time_training_steps(module, ids, checkpointing=plan.parallelism.recompute == "full", device=device,
+                                steps=steps, warmup=warmup)
+    return {"params": params, **timed, "model_type": config["model_type"]}
+
+
+def time_training_steps(module, ids, *, checkpointing: bool, device: str, steps: int, warmup: int) -> dict[str, Any]:
+    """Train ``warmup + steps`` steps of the causal LM ``module`` on the token batch ``ids``
+    (labels = inputs) with ``torch.optim.AdamW`` (fused on CUDA), non-reentrant gradient
+    checkpointing if asked; the median time of the last ``steps`` (synchronised) and, on
+    CUDA, ``max_memory_allocated`` over them."""
+    import statistics
+
+    import torch
+
+    cuda = device.startswith("cuda")
+    if checkpointing:
         module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     module.train()
     opt = torch.optim.AdamW(module.parameters(), lr=1e-5, **({"fused": True} if cuda else {}))
-    ids = torch.randint(0, cfg.vocab_size, (plan.parallelism.micro_batch, plan.method.seq_len), device=device)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     times = []
     for i in range(warmup + steps):
@@ -324,12 +338,11 @@ def measure_step(plan, *, device: str = "cuda", steps: int = 5, warmup: int = 2)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     return {
-        "params": params,
         "step_seconds": statistics.median(times),
+        "step_seconds_all": times,
         "peak_memory_bytes": float(torch.cuda.max_memory_allocated()) if cuda else None,
         "device": torch.cuda.get_device_name() if cuda else device,
         "torch": torch.__version__,
-        "model_type": config["model_type"],
     }
 
 
