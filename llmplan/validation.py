@@ -1432,9 +1432,112 @@ def _llm_foundry() -> list[Run]:
     return out
 
 
+OLMO_CORE = "allenai/OLMo-core, README.md throughput table and src/scripts/train/ (commit 7e58d1289bc2, 2025-03-12)"
+
+#: OLMo-core's model configs at that commit (``TransformerConfig``): name, d_model, layers, heads,
+#: KV heads, FFN hidden size, QK-norm and the reordered-norm block (OLMo 2) or not (Llama).
+OLMO_CORE_MODELS: dict[str, tuple[str, int, int, int, int, int, bool]] = {
+    "olmo2_1b": ("OLMo2-1B", 2048, 18, 16, 16, 5632, True),
+    "olmo2_7b": ("OLMo2-7B", 4096, 32, 32, 32, 11008, True),
+    "llama3_8b": ("Llama3-8B (OLMo-core)", 4096, 32, 32, 8, 14336, False),
+    "olmo2_13b": ("OLMo2-13B", 5120, 40, 40, 40, 13824, True),
+}
+OLMO_CORE_VOCAB = 100352
+
+#: (toml key, model key, micro-batch, global batch (sequences), FP8, tokens/s per GPU).
+OLMO_CORE_ROWS: tuple[tuple[str, str, int, int, bool, int], ...] = (
+    ("olmo_core_olmo2_1b_bf16", "olmo2_1b", 8, 1024, False, 55000),
+    ("olmo_core_olmo2_1b_fp8", "olmo2_1b", 8, 1024, True, 65000),
+    ("olmo_core_olmo2_7b_bf16", "olmo2_7b", 2, 1024, False, 10000),
+    ("olmo_core_olmo2_7b_fp8", "olmo2_7b", 2, 1024, True, 13000),
+    ("olmo_core_llama3_8b_bf16", "llama3_8b", 2, 1024, False, 9500),
+    ("olmo_core_llama3_8b_fp8", "llama3_8b", 2, 1024, True, 12500),
+    ("olmo_core_olmo2_13b_bf16", "olmo2_13b", 1, 2048, False, 4600),
+    ("olmo_core_olmo2_13b_fp8", "olmo2_13b", 1, 2048, True, 5500),
+)
+#: GPUs assumed for the OLMo-core rows (not published): 8 nodes; the spread adds 16 and 128.
+OLMO_CORE_GPUS = 64
+
+
+def olmo_core_model(key: str):
+    """An OLMo-core model as its ``TransformerConfig`` builds it, through llmplan's reader of
+    the equivalent Hugging Face config (``olmo2``: QK-norm over the whole query and key
+    projections, norms after each sub-block; ``llama`` otherwise); untied LM head, vocabulary
+    :data:`OLMO_CORE_VOCAB`."""
+    from .hf import from_hf_config
+
+    name, d, layers, heads, kv, ffn, olmo2 = OLMO_CORE_MODELS[key]
+    config = {"model_type": "olmo2" if olmo2 else "llama", "hidden_size": d, "num_hidden_layers": layers,
+              "num_attention_heads": heads, "num_key_value_heads": kv, "intermediate_size": ffn,
+              "vocab_size": OLMO_CORE_VOCAB, "tie_word_embeddings": False, "max_position_embeddings": 4096}
+    model, _ = from_hf_config(config, name=name)
+    return model
+
+
+def _olmo_core() -> list[Run]:
+    """OLMo-core's throughput table on H100 (2025): OLMo 2 1B/7B/13B and a Llama-3-8B shape,
+    BF16 and torchao float8, HSDP, torch.compile."""
+    out = []
+    for key, mkey, mb, batch, fp8, tps in OLMO_CORE_ROWS:
+        model = olmo_core_model(mkey)
+        t, m = f"extra:runs.{key}", f"extra:olmo_core_models.{mkey}"
+
+        def layout(gpus: int) -> tuple[Parallelism, int]:
+            return Parallelism(zero=3, sharding="fsdp", micro_batch=mb, recompute="none"), gpus
+
+        plan = Plan(
+            name=f"OLMo-core {model.name} {'BF16/FP8' if fp8 else 'BF16'}",
+            model=model,
+            method=Method(kind="pretrain", tokens=THROUGHPUT_TOKENS, seq_len=4096, global_batch=batch),
+            precision=Precision(preset="fp8-mixed" if fp8 else "bf16-mixed", grads="fp32"),
+            cluster=Cluster(gpu=catalog.gpu(H100), gpus=OLMO_CORE_GPUS),
+            parallelism=layout(OLMO_CORE_GPUS)[0],
+        )
+        refs = [
+            Ref("seq_len", 4096, f"{t}.seq_len"),
+            Ref("micro_batch", mb, f"{t}.micro_batch"),
+            Ref("global_batch", batch, f"{t}.global_batch"),
+            Ref("layers", model.layers, f"{m}.n_layers"),
+            Ref("hidden", model.hidden, f"{m}.d_model"),
+            Ref("heads", model.heads, f"{m}.n_heads"),
+            Ref("kv_heads", model.n_kv_heads, f"{m}.n_kv_heads"),
+            Ref("ffn", model.ffn, f"{m}.ffn_hidden_size"),
+            Ref("vocab", model.vocab, f"{m}.vocab_size"),
+            Ref("tokens_per_sec_per_gpu", tps, f"{t}.tokens_per_sec_per_gpu"),
+        ]
+        out.append(
+            Run(
+                id=key.replace("_", "-"),
+                label=f"{model.name} 4096 tok, mb {mb} ({'H100 BF16/FP8' if fp8 else 'H100 BF16'}, OLMo-core)",
+                group="olmo-core-h100-fp8" if fp8 else "olmo-core-h100-bf16",
+                plan=plan,
+                refs=tuple(refs),
+                layout="partly assumed",
+                assumptions=(
+                    ("published (README and the training script at the same commit): model config, sequence length "
+                     "4096, micro-batch (rank_microbatch_size ÷ 4096), global batch, HSDP with bf16 parameters and fp32 "
+                     "gradient reduction, no activation checkpointing, torch.compile, torch SDPA attention (FlashAttention "
+                     "kernels on H100), fused AdamW" + ("; torchao float8 for most matrix multiplications" if fp8 else "")),
+                    (f"not published: the GPU count — {OLMO_CORE_GPUS} H100 (8 nodes) assumed, the spread adds 16 and 128; "
+                     "the fabric — llmplan's default InfiniBand NDR 400 Gb/s per GPU"),
+                    ("HSDP (FULL_SHARD inside a node, replicas across nodes) is priced as FSDP FULL_SHARD over the whole "
+                     "data-parallel group (zero = 3, sharding = \"fsdp\"): per GPU the gathers and reduce-scatters move the "
+                     "same bytes, at the node-aggregate ring bandwidth instead of NVLink, and hide behind the compute either "
+                     "way; HSDP's all-reduce of the gradient shards across replicas is not priced"),
+                    ("framework = \"megatron\" activation and elementwise accounting: torch.compile fuses the elementwise "
+                     "work much as Megatron-LM's kernels do (no compile speed-up is modelled otherwise)"),
+                    "the README's numbers are rounded (to about 2 %); tokens (300B) only set the run length",
+                ),
+                source=f"{OLMO_CORE} (benchmarks/published_extra.toml)",
+                spread_grid=tuple(layout(g) for g in (16, 128)),
+            )
+        )
+    return out
+
+
 @lru_cache(maxsize=1)
 def _runs() -> tuple[Run, ...]:
-    return tuple(_megatron_table1() + _megatron_table2() + _production() + _llama3_405b() + _llm_foundry())
+    return tuple(_megatron_table1() + _megatron_table2() + _production() + _llama3_405b() + _llm_foundry() + _olmo_core())
 
 
 def runs(ids: Iterable[str] | None = None) -> list[Run]:

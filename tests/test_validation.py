@@ -54,9 +54,8 @@ def _lookup(data: dict, dotted: str):
 
 def test_run_ids_are_unique_and_groups_known():
     assert len(IDS) == len(set(IDS))
-    assert {r.group for r in RUNS} == {"megatron-table1", "megatron-table2", "production", "llama3-405b-table4"} | set(
-        LLM_FOUNDRY_ROWS
-    )
+    assert {r.group for r in RUNS} == {"megatron-table1", "megatron-table2", "production", "llama3-405b-table4",
+                                       "olmo-core-h100-bf16", "olmo-core-h100-fp8"} | set(LLM_FOUNDRY_ROWS)
     assert len([r for r in RUNS if r.group == "megatron-table1"]) == 10
 
 
@@ -134,6 +133,35 @@ def test_llm_foundry_every_row_is_a_run():
     assert sorted(keys) == sorted(rows)  # one run per README row, no row left out, no key twice
     for group, n in LLM_FOUNDRY_ROWS.items():
         assert len([r for r in MPT_RUNS if r.group == group]) == n, group
+
+
+def test_olmo_core_every_row_is_a_run():
+    rows = {k for k in _extra()["runs"] if k.startswith("olmo_core_")}
+    runs = [r for r in RUNS if r.group.startswith("olmo-core")]
+    assert sorted(r.id.replace("-", "_") for r in runs) == sorted(rows) and len(rows) == 8
+    for r in runs:  # FP8 rows run torchao float8: llmplan's fp8-mixed; FSDP mixed precision reduces in fp32
+        fp8 = _extra()["runs"][r.id.replace("-", "_")]["precision"] == "BF16/FP8"
+        assert r.plan.precision.dtype("compute") == ("fp8" if fp8 else "bf16")
+        assert r.plan.precision.dtype("grads") == "fp32"
+
+
+def _ensure_multiple_of(x: int, of: int) -> int:
+    return of * math.ceil(x / of)
+
+
+@pytest.mark.parametrize(
+    "key,d_model,multiplier,multiple_of",
+    [("olmo2_1b", 2048, None, 256), ("olmo2_7b", 4096, None, 256), ("olmo2_13b", 5120, None, 256), ("llama3_8b", 4096, 1.3, 1024)],
+)
+def test_olmo_core_ffn_and_vocab_follow_its_code(key, d_model, multiplier, multiple_of):
+    """OLMo-core's llama_like: hidden = int(8·d/3), times the multiplier (int), rounded up to a
+    multiple; the dolma2 tokenizer's 100,278 tokens padded to a multiple of 128."""
+    hidden = int(8 * d_model / 3)
+    if multiplier is not None:
+        hidden = int(multiplier * hidden)
+    model = _extra()["olmo_core_models"][key]
+    assert model["ffn_hidden_size"] == _ensure_multiple_of(hidden, multiple_of)
+    assert model["vocab_size"] == _ensure_multiple_of(100278, 128)
 
 
 @pytest.mark.parametrize("run", MPT_RUNS, ids=[r.id for r in MPT_RUNS])
