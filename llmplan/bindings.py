@@ -280,6 +280,7 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
             S.t: par.tp,
             S.p: par.pp,
             S.n_dp: dp,
+            S.n_sh: par.dp_shard or dp,  # the shard group: dp unless hybrid sharding
             S.c: par.cp,
             S.e: par.ep,
             S.t_e: par.expert_tp,
@@ -350,7 +351,11 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
     # tp and dp run ring collectives (ring_link: rings side by side over the rail NICs);
     # cp (K/V ring passes) and ep (all-to-all) send each GPU's own bytes through its share
     vals[S.W_tp], vals[S.alpha_tp] = ring_link(plan, 1, t)
-    vals[S.W_dp], vals[S.alpha_dp] = ring_link(plan, t * c, dp)
+    # data parallel: the shard group (all of dp unless dp_shard) is consecutive ranks tp·cp apart;
+    # hybrid sharding's replica group strides over the shard groups
+    shard = par.dp_shard or dp
+    vals[S.W_dp], vals[S.alpha_dp] = ring_link(plan, t * c, shard)
+    vals[S.W_rep], vals[S.alpha_rep] = ring_link(plan, t * c * shard, max(1, dp // shard))
     for span, bw_sym, alpha_sym in ((t * c, S.W_cp, S.alpha_cp), (t * c * par.ep, S.W_ep, S.alpha_ep)):
         bw, alpha = _link_for_span(plan, span)
         vals[bw_sym], vals[alpha_sym] = bw, alpha

@@ -97,6 +97,13 @@ def plan_problems(plan: "Plan") -> list[Problem]:
                 )
             )
     dp = resolved_dp(plan)
+    if par.dp_shard is not None and isinstance(par.dp_shard, int) and par.dp_shard >= 1:
+        if m.is_moe:
+            p.append(Problem("parallelism.dp_shard", f"{par.dp_shard} with a MoE model: hybrid sharding of expert-data-parallel "
+                             "states is not modelled (leave dp_shard out)"))
+        elif dp is not None and dp >= 1 and dp % par.dp_shard:
+            allowed = ", ".join(str(x) for x in divisors(dp))
+            p.append(Problem("parallelism.dp_shard", f"{par.dp_shard} does not divide dp = {dp} (allowed: {allowed})"))
     if dp is not None and dp >= 1 and m.is_moe and dp % par.ep:
         p.append(Problem("parallelism.ep", f"{par.ep} does not divide dp = {dp} (ep is carved out of dp)"))
     meth = plan.method

@@ -178,6 +178,7 @@ def _structure_key(plan: Plan) -> tuple:
         meth.experts_quantized,
         plan.precision.dtype("compute") == "fp8",
         par.zero,
+        par.dp_shard is not None and par.zero >= 1,  # hybrid sharding: the replicas' all-reduce
         # FSDP ZeRO-2/3: per-micro-batch gathers; parameter and gradient shards in the master dtype when there is one
         None if par.zero < 2 or par.sharding != "fsdp" else plan.precision.dtype("master") is not None,
         par.recompute,

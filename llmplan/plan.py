@@ -642,6 +642,16 @@ class Parallelism(_Checked):
             before every micro-batch's forward (``m`` all-gathers per step), ZeRO-2 keeps them
             replicated and all-gathers the updated shards once per step. ZeRO-1 has no FSDP
             form (an error). Measured against FSDP2 by ``tests/oracle/test_oracle_comm.py``.
+        dp_shard: hybrid sharding: the ZeRO / FSDP states are sharded over groups of
+            ``dp_shard`` consecutive data-parallel ranks and replicated over the
+            ``dp ÷ dp_shard`` groups (PyTorch HSDP / ``HYBRID_SHARD``, torchtitan's
+            ``data_parallel_shard_degree``, DeepSpeed MiCS' ``mics_shard_size``, Megatron's
+            ``num_distributed_optimizer_instances`` = dp ÷ dp_shard). Gathers and
+            reduce-scatters stay inside a group (one node when it is 8 GPUs); the gradient
+            shards are all-reduced across the replicas — after every micro-batch under
+            ``sharding = "fsdp"`` (FSDP2's default, measured), once per step otherwise.
+            Default: the whole data-parallel group. Needs ``zero ≥ 1`` and a dense model;
+            must divide dp.
         micro_batch: sequences per micro-batch.
         sequence_parallel: Korthikanti et al. 2022 §4.2.2; default true when tp > 1, except
             under ``framework = "hf"``: transformers' own tensor-parallel plans (``tp_plan``)
@@ -698,6 +708,7 @@ class Parallelism(_Checked):
     dp: int | str = "auto"
     zero: int = 0
     sharding: str = "zero"
+    dp_shard: int | None = None
     micro_batch: int = 1
     sequence_parallel: bool | None = None
     recompute: str = "none"
@@ -786,6 +797,9 @@ class Parallelism(_Checked):
             _pos_int(self, "dp", p)
         _choice(self, "zero", (0, 1, 2, 3), p)
         _choice(self, "sharding", SHARDINGS, p)
+        if self.dp_shard is not None and _pos_int(self, "dp_shard", p) and self.zero == 0:
+            p.append(Problem("dp_shard", f"{self.dp_shard} with zero = 0: there are no sharded states to group "
+                             "(allowed with zero = 1, 2 or 3)"))
         if self.sharding == "fsdp" and self.zero == 1:
             p.append(Problem("zero", "1 with sharding = \"fsdp\": FSDP shards gradients with the optimizer "
                              "states (allowed: 0 = NO_SHARD, 2 = SHARD_GRAD_OP, 3 = FULL_SHARD)"))

@@ -192,6 +192,8 @@ def search(
     notes: list[str] = []
     if plan.parallelism.uneven_stages:
         notes.append("parallelism.first_stage_layers / last_stage_layers are not searched: every layout splits its layers evenly")
+    if plan.parallelism.dp_shard is not None:
+        notes.append("parallelism.dp_shard is not searched: every layout shards over its whole data-parallel group")
     gpus_of = {gid: catalog.gpu(gid) if gid != plan.cluster.gpu.id else plan.cluster.gpu for gid in ids}
     costs = {gid: gpu_cost(plan, gpu) for gid, gpu in gpus_of.items()}
     for gid, (_, note) in costs.items():
@@ -343,5 +345,6 @@ def _plan_for(base: Plan, row: dict) -> Plan:
         offload=row["offload"],
         first_stage_layers=None,  # the search splits layers evenly
         last_stage_layers=None,
+        dp_shard=None,  # and shards over the whole data-parallel group
     )
     return attrs.evolve(base, cluster=attrs.evolve(base.cluster, gpus=int(row["gpus"])), parallelism=par)

@@ -196,6 +196,7 @@ def _template(plan: Plan, sdict: dict, sub: dict) -> Plan:
         virtual_stages=None,
         first_stage_layers=None,  # the sweep splits layers evenly
         last_stage_layers=None,
+        dp_shard=None,  # and shards over the whole data-parallel group
     )
     gpus = int(sub["pp"][0] * sub["cp"][0])
     meth = plan.method
@@ -256,6 +257,7 @@ def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict, keep: str = "all
             S.b: mb,
             S.N: gpus,
             S.n_dp: dp,
+            S.n_sh: dp,  # the sweep shards over the whole data-parallel group (no dp_shard)
             S.m: m,
             S.v: vs,
             # an even split (the search does not place first/last_stage_layers): ⌈L/p⌉ on the

@@ -1482,8 +1482,8 @@ def _olmo_core() -> list[Run]:
         model = olmo_core_model(mkey)
         t, m = f"extra:runs.{key}", f"extra:olmo_core_models.{mkey}"
 
-        def layout(gpus: int) -> tuple[Parallelism, int]:
-            return Parallelism(zero=3, sharding="fsdp", micro_batch=mb, recompute="none"), gpus
+        def layout(gpus: int) -> tuple[Parallelism, int]:  # HSDP: FULL_SHARD inside each 8-GPU node
+            return Parallelism(zero=3, sharding="fsdp", dp_shard=8, micro_batch=mb, recompute="none"), gpus
 
         plan = Plan(
             name=f"OLMo-core {model.name} {'BF16/FP8' if fp8 else 'BF16'}",
@@ -1515,15 +1515,14 @@ def _olmo_core() -> list[Run]:
                 layout="partly assumed",
                 assumptions=(
                     ("published (README and the training script at the same commit): model config, sequence length "
-                     "4096, micro-batch (rank_microbatch_size ÷ 4096), global batch, HSDP with bf16 parameters and fp32 "
+                     "4096, micro-batch (rank_microbatch_size ÷ 4096), global batch, HSDP over 8-GPU nodes with bf16 parameters and fp32 "
                      "gradient reduction, no activation checkpointing, torch.compile, torch SDPA attention (FlashAttention "
                      "kernels on H100), fused AdamW" + ("; torchao float8 for most matrix multiplications" if fp8 else "")),
                     (f"not published: the GPU count — {OLMO_CORE_GPUS} H100 (8 nodes) assumed, the spread adds 16 and 128; "
                      "the fabric — llmplan's default InfiniBand NDR 400 Gb/s per GPU"),
-                    ("HSDP (FULL_SHARD inside a node, replicas across nodes) is priced as FSDP FULL_SHARD over the whole "
-                     "data-parallel group (zero = 3, sharding = \"fsdp\"): per GPU the gathers and reduce-scatters move the "
-                     "same bytes, at the node-aggregate ring bandwidth instead of NVLink, and hide behind the compute either "
-                     "way; HSDP's all-reduce of the gradient shards across replicas is not priced"),
+                    ("HSDP as published: FULL_SHARD inside each 8-GPU node (OLMo-core's num_replicas = the node count), "
+                     "the gradient shards all-reduced across the nodes every micro-batch (zero = 3, sharding = \"fsdp\", "
+                     "dp_shard = 8)"),
                     ("framework = \"megatron\" activation and elementwise accounting: torch.compile fuses the elementwise "
                      "work much as Megatron-LM's kernels do (no compile speed-up is modelled otherwise)"),
                     "the README's numbers are rounded (to about 2 %); tokens (300B) only set the run length",

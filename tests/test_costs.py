@@ -42,8 +42,8 @@ def test_zero_figure_1(stage, expected_gb):
     plan = make_plan(zero=stage)
     q = definitions(plan)
     expr = sum(q.full(f"memory.per_gpu.{k}") for k in ("weights", "gradients", "optimizer"))
-    # bind the figure's inputs: Ψ parameters on the GPU (no experts), fp16 weights/grads, K = 12
-    values = {S.q_w: 2, S.q_g: 2, S.q_m: 4, S.q_o: 8, S.n_dp: 64, S.e: 1, S.t_e: 1}
+    # bind the figure's inputs: Ψ parameters on the GPU (no experts), fp16 weights/grads, K = 12, N_d = 64 (the shard group is all of dp)
+    values = {S.q_w: 2, S.q_g: 2, S.q_m: 4, S.q_o: 8, S.n_dp: 64, S.n_sh: 64, S.e: 1, S.t_e: 1}
     dense = q.full("memory.params_on_gpu.dense")
     experts = q.full("memory.params_on_gpu.experts")
     states = expr.subs({dense: 7.5e9, experts: 0}).subs(values)
@@ -60,7 +60,8 @@ def test_megatron_18_bytes_per_param_with_distributed_optimizer():
     per_param = per_param.subs({dense: 1, q.full("memory.params_on_gpu.experts"): 0})
     vals = {S.q_w: plan.precision.bytes("weights"), S.q_g: plan.precision.bytes("grads"), S.q_m: plan.precision.bytes("master"), S.q_o: plan.precision.optimizer_bytes(), S.e: 1, S.t_e: 1}
     n = sympy.Symbol("n", positive=True)
-    got = sympy.simplify(per_param.subs(vals).subs(S.n_dp, n))
+    # the distributed optimizer shards over the whole data-parallel group: n_sh = n_dp = n
+    got = sympy.simplify(per_param.subs(vals).subs({S.n_dp: n, S.n_sh: n}))
     assert sympy.simplify(got - (6 + sympy.Integer(12) / n)) == 0
     assert got.subs(n, 1) == 18
 

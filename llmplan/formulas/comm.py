@@ -43,6 +43,7 @@ from ..symbols import (
     a_kv,
     alpha_cp,
     alpha_dp,
+    alpha_rep,
     alpha_ep,
     alpha_pp,
     alpha_tp,
@@ -54,6 +55,7 @@ from ..symbols import (
     k,
     m,
     n_dp,
+    n_sh,
     p,
     q_a,
     q_g,
@@ -63,6 +65,7 @@ from ..symbols import (
     v,
     W_cp,
     W_dp,
+    W_rep,
     W_ep,
     W_pp,
     W_tp,
@@ -205,11 +208,13 @@ def define(q: Definitions) -> None:
     update_buffer = q_w * q.ref("memory.params_on_gpu.trainable")  # the updated parameters (ZeRO-1/2)
     gather_buffer = gathered_weight_bytes(q)  # every parameter of the stage (ZeRO-3, FSDP)
 
+    # ZeRO's collectives run over the shard group: all of dp (n_sh = n_dp) unless hybrid
+    # sharding (dp_shard) keeps them inside groups of n_sh ranks
     def ring(size):
-        return (n_dp - 1) / n_dp * size  # bytes a GPU sends in a reduce-scatter or all-gather
+        return (n_sh - 1) / n_sh * size  # bytes a GPU sends in a reduce-scatter or all-gather
 
     def half(size):
-        return _gather_seconds(n_dp, size, alpha_dp, W_dp)  # seconds of one of them
+        return _gather_seconds(n_sh, size, alpha_dp, W_dp)  # seconds of one of them
 
     if par.zero == 3:
         # ZeRO-3 / FSDP FULL_SHARD frees the gathered parameters after use, so every
@@ -218,7 +223,7 @@ def define(q: Definitions) -> None:
         # 1.5 all-reduces' worth of bytes per micro-batch when q_w = q_g (Rajbhandari et al. 2020 §7)
         per_micro = 2 * ring(gather_buffer) + ring(grad_buffer)
         dp_bytes = m * per_micro
-        dp_time = m * (per_micro / W_dp + 3 * L_max * (n_dp - 1) * alpha_dp)
+        dp_time = m * (per_micro / W_dp + 3 * L_max * (n_sh - 1) * alpha_dp)
         dp_desc = "ZeRO-3 parameter all-gathers (forward and backward) and gradient reduce-scatters, every micro-batch"
     elif par.zero == 2 and par.sharding == "fsdp":
         # FSDP SHARD_GRAD_OP keeps the parameters sharded between steps: it all-gathers them
@@ -246,6 +251,17 @@ def define(q: Definitions) -> None:
         dp_bytes = ring_allreduce_bytes(n_dp, grad_buffer)
         dp_time = ring_allreduce_seconds(n_dp, grad_buffer, alpha_dp, W_dp)
         dp_desc = "data-parallel gradient all-reduce, once per step"
+    if par.dp_shard is not None and par.zero >= 1:
+        # hybrid sharding: each shard group holds a full copy of the states, so the gradient
+        # shards are all-reduced across the n_dp/n_sh replicas — every micro-batch under FSDP2
+        # (HSDP's default: tests/oracle/test_oracle_comm.py), once per step for accumulated
+        # gradients (Megatron's distributed-optimizer instances, DeepSpeed MiCS)
+        times = m if par.sharding == "fsdp" else 1
+        n_rep = n_dp / n_sh
+        dp_bytes += times * ring_allreduce_bytes(n_rep, grad_buffer / n_sh)
+        dp_time += times * ring_allreduce_seconds(n_rep, grad_buffer / n_sh, alpha_rep, W_rep)
+        dp_desc += "; hybrid sharding: gradient shards all-reduced across the replicas" + (
+            " every micro-batch" if times is m else " once per step")
     T_dp = q.define("communication.dp_seconds", "T_dp", dp_time, "s", dp_desc, SRC)
     q.define("communication.dp_bytes", "C_dp", dp_bytes, "B", "bytes a GPU sends for DP per step", SRC)
     # --- tensor parallel: per layer, per micro-batch -----------------------------------------

@@ -64,6 +64,7 @@ from ..symbols import (
     k,
     m,
     n_dp,
+    n_sh,
     p,
     q_a,
     q_act,
@@ -397,7 +398,7 @@ def define(q: Definitions) -> None:
 
     def sharded(stage_from: int, dense, experts=0):
         if zero >= stage_from:
-            return dense / n_dp + experts / edp
+            return dense / n_sh + experts / edp  # n_sh: the shard group (n_dp unless dp_shard)
         return dense + experts
 
     offload = par.offload

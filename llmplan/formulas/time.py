@@ -411,9 +411,9 @@ def define(q: Definitions) -> None:
         )
         P_state = q.ref("memory.params_on_gpu.trainable")
         zero = plan.parallelism.zero
-        from ..symbols import n_dp
+        from ..symbols import n_sh
 
-        owned = P_state / n_dp if zero >= 1 else P_state
+        owned = P_state / n_sh if zero >= 1 else P_state
         q.define(
             "time.optimizer_seconds",
             "T_opt",

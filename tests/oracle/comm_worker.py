@@ -14,7 +14,9 @@ instead (gradient accumulation under ``no_sync()``), its buckets all-reduced thr
 ``dist.all_reduce`` by PyTorch's default comm hook. ``tp`` cases shard the decoder layers over
 all ranks with transformers' Llama ``tp_plan`` (PyTorch's ``ColwiseParallel`` /
 ``RowwiseParallel``, no sequence parallelism; with ``sp``, torchtitan's sequence-parallel
-plan) and record DTensor's functional collectives.
+plan) and record DTensor's functional collectives. ``shard`` cases run HSDP: a 2-D device
+mesh (replicate × shard), states sharded over ``shard`` ranks; each record notes the
+size of the process group it ran on.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ def _record(log: list) -> None:
 
         def wrapped(*args, _fn=fn, _name=name, **kwargs):
             tensors = [x for x in list(args) + list(kwargs.values()) if torch.is_tensor(x)]
-            log.append({"op": _name, "bytes": [x.numel() * x.element_size() for x in tensors]})
+            group = kwargs.get("group")
+            log.append({"op": _name, "bytes": [x.numel() * x.element_size() for x in tensors],
+                        "group": dist.get_world_size(group) if group is not None else dist.get_world_size()})
             return _fn(*args, **kwargs)
 
         setattr(dist, name, wrapped)
@@ -174,9 +178,15 @@ def _worker(rank: int, spec: dict, out: str) -> None:
         else:
             policy = MixedPrecisionPolicy(param_dtype=DTYPES[case["param_dtype"]], reduce_dtype=DTYPES[case["reduce_dtype"]])
             reshard = case["zero"] == 3
+            mesh = None
+            if case.get("shard"):  # HSDP: shard inside groups of `shard` ranks, replicate across them
+                from torch.distributed.device_mesh import init_device_mesh
+
+                mesh = init_device_mesh("cpu", (spec["world"] // case["shard"], case["shard"]),
+                                        mesh_dim_names=("replicate", "shard"))
             for layer in model.model.layers:
-                fully_shard(layer, reshard_after_forward=reshard, mp_policy=policy)
-            fully_shard(model, reshard_after_forward=reshard, mp_policy=policy)
+                fully_shard(layer, mesh=mesh, reshard_after_forward=reshard, mp_policy=policy)
+            fully_shard(model, mesh=mesh, reshard_after_forward=reshard, mp_policy=policy)
         opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-3)
         vocab = spec["config"]["vocab_size"]
         for _step in range(2):

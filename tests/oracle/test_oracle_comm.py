@@ -29,6 +29,9 @@ Findings (PyTorch 2.13, CPU):
   ``PrepareModuleInput`` gathering the attention and MLP inputs): 2 all-gathers and 2
   reduce-scatters per layer forward and the same backward — Megatron-LM's 4 all-reduces'
   worth, as ``sequence_parallel = true`` prices it under either framework;
+* HSDP (FSDP2 on a 2 × 2 mesh, ``[parallelism] dp_shard = 2``): gathers and reduce-scatters
+  inside the shard group of 2, and after every micro-batch an all-reduce of each unit's
+  gradient shard across the 2 replicas; each rank holds its states ÷ 2;
 * with PEFT LoRA adapters under ``FULL_SHARD`` the gathers carry every parameter, the
   frozen base included, and only the units with adapters reduce-scatter, their adapters'
   gradients;
@@ -78,6 +81,9 @@ CASES = [
 #: FULL_SHARD with PEFT LoRA (rank 4 on q_proj and v_proj, the base frozen), m = 2
 LORA_CASES = [(3, 2, "fp32", "fp32"), (3, 2, "bf16", "fp32")]
 LORA_RANK = 4
+#: HSDP (shard groups of 2 of the 4 ranks, 2 replicas): (zero, m, param_dtype, reduce_dtype)
+HSDP_SHARD = 2
+HSDP_CASES = [(3, 1, "fp32", "fp32"), (3, 2, "bf16", "fp32"), (2, 2, "fp32", "fp32")]
 PRECISION = {
     ("fp32", "fp32"): dict(preset="fp32"),
     ("bf16", "fp32"): dict(preset="bf16-mixed", grads="fp32"),  # FSDP's usual "bf16 compute, fp32 reduction"
@@ -106,28 +112,30 @@ def _run_worker(d: Path, world: int, cases: list[dict]) -> list[dict]:
 def recorded(tmp_path_factory) -> list[dict]:
     cases = [{"zero": z, "m": m, "param_dtype": pd, "reduce_dtype": rd} for z, m, pd, rd in CASES]
     cases += [{"zero": z, "m": m, "param_dtype": pd, "reduce_dtype": rd, "lora": LORA_RANK} for z, m, pd, rd in LORA_CASES]
+    cases += [{"zero": z, "m": m, "param_dtype": pd, "reduce_dtype": rd, "shard": HSDP_SHARD} for z, m, pd, rd in HSDP_CASES]
     return _run_worker(tmp_path_factory.mktemp("fsdp"), WORLD, cases)
 
 
 def measured_ring_bytes(calls: list[dict]) -> float:
-    """Bytes one rank sends over one step: (n−1)/n of each collective's full buffer."""
+    """Bytes one rank sends over one step: (n−1)/n of each collective's full buffer, n the
+    size of the group it ran on."""
     total = 0.0
     for call in calls:
-        op, sizes = call["op"], call["bytes"]
+        op, sizes, n = call["op"], call["bytes"], call["group"]
         assert op in ("all_gather_single", "reduce_scatter_single", "all_reduce"), op  # FSDP2's two, DDP's one
         share = 2 if op == "all_reduce" else 1  # a ring all-reduce is a reduce-scatter and an all-gather
-        total += share * (WORLD - 1) / WORLD * max(sizes)  # gather: output; reduce-scatter: input
+        total += share * (n - 1) / n * max(sizes)  # gather: output; reduce-scatter: input
     return total
 
 
-def llmplan_plan(zero: int, m: int, param_dtype: str, reduce_dtype: str) -> llmplan.Plan:
+def llmplan_plan(zero: int, m: int, param_dtype: str, reduce_dtype: str, dp_shard: int | None = None) -> llmplan.Plan:
     model, _ = from_hf_config({"model_type": "llama", "architectures": ["LlamaForCausalLM"], **CONFIG}, name="tiny llama")
     return llmplan.Plan(
         model=model,
         method=llmplan.Method(kind="pretrain", tokens=10**6, seq_len=SEQ, global_batch=WORLD * MICRO_BATCH * m),
         precision=llmplan.Precision(**PRECISION[(param_dtype, reduce_dtype)]),
         cluster=llmplan.Cluster(gpu=catalog.gpu("h100-sxm"), gpus=WORLD),
-        parallelism=llmplan.Parallelism(zero=zero, sharding="fsdp", micro_batch=MICRO_BATCH, framework="hf"),
+        parallelism=llmplan.Parallelism(zero=zero, sharding="fsdp", micro_batch=MICRO_BATCH, framework="hf", dp_shard=dp_shard),
     )
 
 
@@ -246,6 +254,33 @@ def test_fsdp_shards_held_between_steps(recorded, index):
     else:
         assert opt == held["params"] + held["optimizer"]
         assert weights == pytest.approx({"fp32": 4, "bf16": 2}[pd] * params)
+
+
+HSDP_FIRST = len(CASES) + len(LORA_CASES)
+
+
+@pytest.mark.parametrize("index", range(len(HSDP_CASES)), ids=[f"zero{z}-m{m}-{pd}-{rd}" for z, m, pd, rd in HSDP_CASES])
+def test_hsdp_bytes_and_shards(recorded, index):
+    """FSDP2 on a 2 × 2 mesh (HSDP): the gathers and reduce-scatters run inside shard groups
+    of 2, and every micro-batch's gradient shards are all-reduced across the 2 replicas
+    (FSDP2's default with gradient accumulation) — ``communication.dp_bytes`` with
+    ``dp_shard = 2`` equals the recorded bytes; the states each rank keeps are sharded over
+    its group of 2, as llmplan's memory says."""
+    zero, m, pd, rd = HSDP_CASES[index]
+    result = recorded[HSDP_FIRST + index]
+    assert result["case"]["shard"] == HSDP_SHARD and result["case"]["m"] == m
+    calls = result["calls"]
+    units = CONFIG["num_hidden_layers"] + 1
+    reduces = [c for c in calls if c["op"] == "all_reduce"]
+    assert {c["group"] for c in calls if c["op"] != "all_reduce"} == {HSDP_SHARD}
+    assert {c["group"] for c in reduces} == {WORLD // HSDP_SHARD} and len(reduces) == units * m
+    est = llmplan.estimate(llmplan_plan(zero, m, pd, rd, dp_shard=HSDP_SHARD))
+    assert est.value("communication.dp_bytes") == pytest.approx(measured_ring_bytes(calls), rel=1e-12)
+    held, params = result["held"], result["params"]
+    grads = est.value("memory.per_gpu.gradients")
+    assert grads == held["grads"] and grads == pytest.approx(4 * params / HSDP_SHARD)
+    if zero == 3:
+        assert (est.value("memory.per_gpu.weights"), est.value("memory.per_gpu.optimizer")) == (held["params"], held["optimizer"])
 
 
 def test_collective_counts(recorded):
