@@ -265,9 +265,13 @@ def fewest_gpus(
 
     Returns:
         ``{"gpu", "gpus", "deadline_seconds", "days", "gpu_hours", "layout": <search
-        report>, "lower_bound", "counts_tried", "evaluated"}``; ``gpus`` and ``layout``
-        are ``None`` when nothing up to ``max_gpus`` finishes in time (``reason`` says so).
+        report>, "lower_bound", "counts_tried", "evaluated", "notes"}``; ``gpus`` and
+        ``layout`` are ``None`` when nothing up to ``max_gpus`` finishes in time (``reason``
+        says so); ``notes``: what the searched layouts leave out of the plan's own
+        (:func:`llmplan.search.layout_notes`).
     """
+    from .search import layout_notes
+
     _training(plan, "fewest_gpus")
     _check_unsupported(unsupported)
     if not deadline_seconds > 0:
@@ -288,6 +292,7 @@ def fewest_gpus(
         "lower_bound": bound,
         "counts_tried": [n for n in counts if n <= min(per_count, default=max_gpus)],
         "evaluated": evaluated,
+        "notes": layout_notes(plan),
     }
     if not per_count:
         out["reason"] = f"no layout of up to {max_gpus:,} {gpu.id} GPUs fits in memory and finishes in {deadline_seconds / 86400:,.4g} days"
@@ -414,7 +419,9 @@ def cheapest(
     pue = op.pue if op else DEFAULT_ON_PREM["pue"]
     h_month = op.hours_per_month if op else DEFAULT_ON_PREM["hours_per_month"]
     kwh_price_src = _energy_price(power_price) if power_price is not None else (op.power_price if op else None)
-    notes: list[str] = []
+    from .search import layout_notes
+
+    notes: list[str] = layout_notes(plan)
     skipped: list[dict[str, Any]] = []
     kwh_price = None
     if kwh_price_src is not None:
@@ -849,6 +856,8 @@ def _cmd_fewest(args) -> int:
     if rep["cost"]["total"] is not None:
         print(f"  cost       {_fmt_money(rep['cost']['total'], rep['cost']['currency'])} (the plan's [cost])")
     print(f"  searched   counts {r['counts_tried'][0]:,} … {r['counts_tried'][-1]:,} ({len(r['counts_tried'])} candidates from the bound {r['lower_bound']:,}); {r['evaluated']:,} layouts")
+    for note in r["notes"]:
+        print(f"  note: {note}")
     return 0
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "POLICIES",
     "UNSUPPORTED",
     "gpu_cost",
+    "layout_notes",
     "layout_space",
     "pareto_front",
     "pipeline_schedules",
@@ -189,11 +190,7 @@ def search(
     ids = list(gpu_ids) if gpu_ids else [plan.cluster.gpu.id]
     evaluated = feasible = flagged = 0
     candidates: list[tuple[dict, str, Plan]] = []
-    notes: list[str] = []
-    if plan.parallelism.uneven_stages:
-        notes.append("parallelism.first_stage_layers / last_stage_layers are not searched: every layout splits its layers evenly")
-    if plan.parallelism.dp_shard is not None:
-        notes.append("parallelism.dp_shard is not searched: every layout shards over its whole data-parallel group")
+    notes = layout_notes(plan)
     gpus_of = {gid: catalog.gpu(gid) if gid != plan.cluster.gpu.id else plan.cluster.gpu for gid in ids}
     costs = {gid: gpu_cost(plan, gpu) for gid, gpu in gpus_of.items()}
     for gid, (_, note) in costs.items():
@@ -284,6 +281,17 @@ def search(
         "seconds": _time.perf_counter() - start,
         "notes": notes,
     }
+
+
+def layout_notes(plan: Plan) -> list[str]:
+    """What every searched layout leaves out of ``plan``'s own layout: its uneven pipeline
+    stages and its hybrid-sharding group (they belong to one ``pp`` and one ``dp``)."""
+    notes = []
+    if plan.parallelism.uneven_stages:
+        notes.append("parallelism.first_stage_layers / last_stage_layers are not searched: every layout splits its layers evenly")
+    if plan.parallelism.dp_shard is not None:
+        notes.append("parallelism.dp_shard is not searched: every layout shards over its whole data-parallel group")
+    return notes
 
 
 def gpu_cost(plan: Plan, gpu) -> tuple[Cost | None, str | None]:

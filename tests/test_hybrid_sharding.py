@@ -124,3 +124,13 @@ def test_toml_round_trip_and_search_note():
     assert llmplan.loads(llmplan.dump(plan)) == plan
     r = search(plan, top=1, gpus=64)
     assert any("dp_shard is not searched" in n for n in r["notes"])
+
+
+def test_ask_fewest_gpus_says_what_it_left_out():
+    from llmplan.inverse import fewest_gpus
+
+    plan = llmplan.loads(BASE + "zero = 3\nsharding = \"fsdp\"\ndp_shard = 8\n")
+    r = fewest_gpus(plan, 365 * 86400, max_gpus=256)
+    assert r["notes"] == ["parallelism.dp_shard is not searched: every layout shards over its whole data-parallel group"]
+    plain = llmplan.loads(BASE + "zero = 3\n")
+    assert fewest_gpus(plain, 365 * 86400, max_gpus=256)["notes"] == []
