@@ -134,3 +134,17 @@ def test_ask_fewest_gpus_says_what_it_left_out():
     assert r["notes"] == ["parallelism.dp_shard is not searched: every layout shards over its whole data-parallel group"]
     plain = llmplan.loads(BASE + "zero = 3\n")
     assert fewest_gpus(plain, 365 * 86400, max_gpus=256)["notes"] == []
+
+
+def test_fsdp_hybrid_time_by_hand():
+    """FSDP FULL_SHARD, dp_shard = 8 of 64, m = 2, 32 layers: per micro-batch the group's
+    gathers and reduce-scatter, (7/8)·(2·q_w + q_g)·P / W_dp + 3·32·7·α_dp, and the replicas'
+    all-reduce of the gradient shard, layer by layer: 2·(7/8)·q_g·(P/8) / W_rep + 32·2·7·α_rep."""
+    base = attrs.evolve(make_plan(zero=3, gpus=64, global_batch=64 * 2),
+                        parallelism=attrs.evolve(make_plan(zero=3).parallelism, sharding="fsdp", dp_shard=8))
+    est = estimate(base)
+    v = est.values
+    P = est.value("memory.params_on_gpu.trainable")
+    group = 7 / 8 * (2 * v[S.q_w] + v[S.q_g]) * P / v[S.W_dp] + 3 * 32 * 7 * v[S.alpha_dp]
+    replicas = 2 * 7 / 8 * v[S.q_g] * P / 8 / v[S.W_rep] + 32 * 2 * 7 * v[S.alpha_rep]
+    assert est.value("communication.dp_seconds") == pytest.approx(2 * (group + replicas), rel=1e-12)

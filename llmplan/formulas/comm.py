@@ -256,12 +256,14 @@ def define(q: Definitions) -> None:
         # shards are all-reduced across the n_dp/n_sh replicas — every micro-batch under FSDP2
         # (HSDP's default: tests/oracle/test_oracle_comm.py), once per step for accumulated
         # gradients (Megatron's distributed-optimizer instances, DeepSpeed MiCS)
-        times = m if par.sharding == "fsdp" else 1
+        # (FSDP all-reduces each unit — each layer — on its own: L_max collectives' latency)
+        fsdp = par.sharding == "fsdp"
+        times, pieces = (m, L_max) if fsdp else (1, 1)
         n_rep = n_dp / n_sh
         dp_bytes += times * ring_allreduce_bytes(n_rep, grad_buffer / n_sh)
-        dp_time += times * ring_allreduce_seconds(n_rep, grad_buffer / n_sh, alpha_rep, W_rep)
+        dp_time += times * pieces * ring_allreduce_seconds(n_rep, grad_buffer / (n_sh * pieces), alpha_rep, W_rep)
         dp_desc += "; hybrid sharding: gradient shards all-reduced across the replicas" + (
-            " every micro-batch" if times is m else " once per step")
+            " every micro-batch, layer by layer" if fsdp else " once per step")
     T_dp = q.define("communication.dp_seconds", "T_dp", dp_time, "s", dp_desc, SRC)
     q.define("communication.dp_bytes", "C_dp", dp_bytes, "B", "bytes a GPU sends for DP per step", SRC)
     # --- tensor parallel: per layer, per micro-batch -----------------------------------------
