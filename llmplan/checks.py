@@ -29,11 +29,18 @@ def resolved_dp(plan: "Plan") -> int | None:
 
 
 def _stage_layer_problems(plan: "Plan") -> list[Problem]:
-    """``first_stage_layers`` / ``last_stage_layers`` that leave a stage without layers."""
+    """``first_stage_layers`` / ``last_stage_layers`` (or Megatron-Core's
+    ``account_for_*_in_pipeline_split``) that leave a stage without layers."""
     par, layers = plan.parallelism, plan.model.layers
     if not par.uneven_stages or par.pp < 2 or par.pp > layers or par.pp_schedule == "dualpipe":
         return []
     keys = [k for k in ("first_stage_layers", "last_stage_layers") if getattr(par, k) is not None]
+    if not keys:  # the account_for_* flags
+        if min(par.stage_layers(layers)) < 1:
+            flag = "account_for_embedding_in_pipeline_split" if par.fixed_ends[0] else "account_for_loss_in_pipeline_split"
+            return [Problem(f"parallelism.{flag}", f"true with {layers} layers on pp = {par.pp}: an end stage is left "
+                                                   "without transformer layers")]
+        return []
     fixed = sum(getattr(par, k) for k in keys)
     free = par.pp - len(keys)
     given = " + ".join(f"{k} = {getattr(par, k)}" for k in keys)
@@ -182,15 +189,25 @@ def plan_warnings(plan: "Plan") -> list[str]:
         )
     stages = par.stage_layers(m.layers)
     if par.uneven_stages and par.pp > 1:
-        free = par.pp - (par.first_stage_layers is not None) - (par.last_stage_layers is not None)
-        middle = stages[(par.first_stage_layers is not None):len(stages) - (par.last_stage_layers is not None)]
-        if free and len(set(middle)) > 1:
+        first_set, last_set = par.fixed_ends
+        free = par.pp - first_set - last_set
+        middle = stages[first_set:len(stages) - last_set]
+        e, l = int(par.account_for_embedding_in_pipeline_split is True), int(par.account_for_loss_in_pipeline_split is True)
+        chunks = par.pp * (par.v if par.pp_schedule == "interleaved" else 1)
+        if (e or l) and (m.layers + e + l) % chunks:
+            w.append(
+                f"parallelism.account_for_*_in_pipeline_split: layers + embedding + loss = {m.layers + e + l} is not a "
+                f"multiple of {chunks} (Megatron-Core asks for an even split of them); llmplan gives the first stages "
+                "one layer more"
+            )
+        elif free and len(set(middle)) > 1:
             w.append(
                 f"parallelism.first_stage_layers / last_stage_layers: the other {free} stages split {sum(middle)} layers "
                 f"unevenly ({max(middle)} or {min(middle)} each; Megatron-Core asks for an even split), the slowest "
                 f"stage ({max(stages)} layers) sets the pace (time.stage_imbalance)"
             )
-        if par.pp_schedule == "interleaved" and par.v > 1 and any(n % par.v for n in stages):
+        # (with the account_for_* flags Megatron-Core splits layers + embedding + loss into the chunks)
+        if par.pp_schedule == "interleaved" and par.v > 1 and not (e or l) and any(n % par.v for n in stages):
             w.append(
                 f"parallelism.virtual_stages = {par.v} does not divide every stage's layers ({', '.join(map(str, sorted(set(stages))))}): "
                 "the model chunks are uneven (Megatron-LM asks for equal chunks); llmplan prices a chunk as its stage's layers ÷ virtual_stages"

@@ -693,6 +693,11 @@ class Parallelism(_Checked):
             the LM head. With either key set, llmplan evaluates the first, second and last
             pipeline ranks and reports the most loaded one (``docs/concepts.md#the-reported-gpu``).
             Needs ``pp ≥ 2``; not with ``dualpipe``; the search splits evenly.
+        account_for_embedding_in_pipeline_split, account_for_loss_in_pipeline_split:
+            Megatron-Core's other way to say it: the embedding (the loss, with the LM head)
+            counts as one layer of the first (last) stage when the layers are split evenly,
+            so that stage holds one transformer layer fewer — 126 layers on 16 stages with
+            both: 128 ÷ 16 = 8, then 7 + 14 × 8 + 7. Not together with the explicit counts.
         comm_sms: streaming multiprocessors per GPU that run the communication kernels
             overlapped with compute (``dualpipe`` only): the compute kernels get the other
             ``sms − comm_sms``, so GEMM and attention time is scaled by ``sms / (sms − comm_sms)``.
@@ -721,11 +726,20 @@ class Parallelism(_Checked):
     comm_sms: int | None = None
     first_stage_layers: int | None = None
     last_stage_layers: int | None = None
+    account_for_embedding_in_pipeline_split: bool = False
+    account_for_loss_in_pipeline_split: bool = False
 
     @property
     def uneven_stages(self) -> bool:
-        """Whether ``first_stage_layers`` or ``last_stage_layers`` is set."""
-        return self.first_stage_layers is not None or self.last_stage_layers is not None
+        """Whether the ends of the pipeline are set apart: ``first_stage_layers`` /
+        ``last_stage_layers`` or Megatron-Core's ``account_for_*_in_pipeline_split``."""
+        return any(self.fixed_ends)
+
+    @property
+    def fixed_ends(self) -> tuple[bool, bool]:
+        """Whether the first and the last stage's layer counts are set apart from the even split."""
+        return (self.first_stage_layers is not None or self.account_for_embedding_in_pipeline_split is True,
+                self.last_stage_layers is not None or self.account_for_loss_in_pipeline_split is True)
 
     def stage_layers(self, layers: int) -> tuple[int, ...]:
         """Layers on each of the ``pp`` pipeline stages, first to last (Megatron-Core's split).
@@ -738,6 +752,13 @@ class Parallelism(_Checked):
         pp = self.pp
         if pp == 1:
             return (layers,)
+        e, l = int(self.account_for_embedding_in_pipeline_split is True), int(self.account_for_loss_in_pipeline_split is True)
+        if e or l:  # the embedding / loss counted as a layer of the first / last stage
+            total = layers + e + l
+            split = [total // pp + (1 if i < total % pp else 0) for i in range(pp)]
+            split[0] -= e
+            split[-1] -= l
+            return tuple(split)
         first, last = self.first_stage_layers, self.last_stage_layers
         fixed = [x for x in (first, last) if x is not None]
         rest, free = layers - sum(fixed), pp - len(fixed)
@@ -812,8 +833,20 @@ class Parallelism(_Checked):
             _pos_int(self, "virtual_stages", p)
         if self.comm_sms is not None:
             _pos_int(self, "comm_sms", p, allow_zero=True)
-        for name in ("first_stage_layers", "last_stage_layers"):
-            if getattr(self, name) is None or not _pos_int(self, name, p):
+        flags = ("account_for_embedding_in_pipeline_split", "account_for_loss_in_pipeline_split")
+        for name in flags:
+            if not isinstance(getattr(self, name), bool):
+                p.append(Problem(name, f"{getattr(self, name)!r} is not true or false"))
+        explicit = [k for k in ("first_stage_layers", "last_stage_layers") if getattr(self, k) is not None]
+        for name in flags:
+            if getattr(self, name) is True and explicit:
+                p.append(Problem(name, f"true together with {' and '.join(explicit)}: give the layer counts, or let "
+                                 "the embedding and the loss count as layers, not both"))
+        for name in ("first_stage_layers", "last_stage_layers") + flags:
+            value = getattr(self, name)
+            if value is None or value is False or (name in flags and value is not True):
+                continue
+            if name not in flags and not _pos_int(self, name, p):
                 continue
             if self.pp == 1:
                 p.append(Problem(name, "set with pp = 1: it places layers on a pipeline stage (allowed with pp ≥ 2)"))

@@ -261,3 +261,58 @@ def test_no_unexamined_rank_holds_more(plan):
     est = estimate(plan)
     totals = [_rank_total(plan, r) for r in range(plan.parallelism.pp)]
     assert est.value("memory.per_gpu.total") == pytest.approx(max(totals), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "layers,par,expected",
+    [
+        # Megatron-Core: the embedding and the loss count as a layer each: 128 ÷ 16 = 8 per stage
+        (126, Parallelism(pp=16, account_for_embedding_in_pipeline_split=True, account_for_loss_in_pipeline_split=True),
+         (7,) + (8,) * 14 + (7,)),
+        (31, Parallelism(pp=4, account_for_loss_in_pipeline_split=True), (8, 8, 8, 7)),
+        (31, Parallelism(pp=4, account_for_embedding_in_pipeline_split=True), (7, 8, 8, 8)),
+        # 127 + 1 = 128 is not a multiple of 3: the first stages take one more (43, 43, 42), then − 1 on the first
+        (127, Parallelism(pp=3, account_for_embedding_in_pipeline_split=True), (42, 43, 42)),
+    ],
+)
+def test_megatron_account_for_flags(layers, par, expected):
+    assert par.stage_layers(layers) == expected
+    assert sum(expected) == layers and par.uneven_stages
+
+
+def test_account_flags_equal_the_explicit_counts():
+    explicit = llmplan.loads(BASE + "first_stage_layers = 7\nlast_stage_layers = 7\n")
+    flags = llmplan.loads(BASE + "account_for_embedding_in_pipeline_split = true\naccount_for_loss_in_pipeline_split = true\n")
+    a, b = estimate(explicit), estimate(flags)
+    assert a.report()["memory"]["pipeline_ranks"] == b.report()["memory"]["pipeline_ranks"]
+    assert a.value("time.step_seconds") == b.value("time.step_seconds")
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        ("account_for_loss_in_pipeline_split = true\nlast_stage_layers = 7\n",
+         "parallelism.account_for_loss_in_pipeline_split: true together with last_stage_layers"),
+        ("account_for_embedding_in_pipeline_split = 1\n",
+         "parallelism.account_for_embedding_in_pipeline_split: 1 is not true or false"),
+        ("account_for_embedding_in_pipline_split = true\n",
+         "parallelism.account_for_embedding_in_pipline_split: unknown key (did you mean 'account_for_embedding_in_pipeline_split'?)"),
+    ],
+)
+def test_bad_account_flags_name_the_key(extra, message):
+    assert any(m.startswith(message) for m in problems(BASE + extra)), problems(BASE + extra)
+
+
+def test_account_flags_warn_when_megatron_would_refuse_the_split():
+    plan = llmplan.loads(BASE + "account_for_embedding_in_pipeline_split = true\n")  # 127 over 16 × 2 chunks
+    assert any("layers + embedding + loss = 127 is not a multiple of 32" in w for w in estimate(plan).warnings)
+    plan = llmplan.loads(BASE.replace('pp_schedule = "interleaved"', "") + "account_for_embedding_in_pipeline_split = true\n"
+                         "account_for_loss_in_pipeline_split = true\n")
+    assert not any("account_for" in w for w in estimate(plan).warnings)  # 128 over 16
+
+
+def test_account_flags_with_interleaving_have_whole_chunks():
+    """128 = 126 + embedding + loss over 16 stages × 2 chunks: chunks of 4, the first and last
+    with 3 — no uneven-chunk warning, unlike the explicit 7s (7 ÷ 2)."""
+    flags = llmplan.loads(BASE + "account_for_embedding_in_pipeline_split = true\naccount_for_loss_in_pipeline_split = true\n")
+    assert not any("does not divide every stage's layers" in w for w in estimate(flags).warnings)
