@@ -266,6 +266,7 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
         if plan.model.is_moe:
             warnings.append("method.tokens = 'chinchilla' for a MoE model: 20 × active parameters (Hoffmann et al. fit dense models only)")
     stages = par.stage_layers(plan.model.layers)
+    shard = par.dp_shard or dp  # hybrid sharding's group, else all of dp
     if meth.training:
         m_count = batch // (dp * par.micro_batch)
     else:
@@ -280,7 +281,7 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
             S.t: par.tp,
             S.p: par.pp,
             S.n_dp: dp,
-            S.n_sh: par.dp_shard or dp,  # the shard group: dp unless hybrid sharding
+            S.n_sh: shard,  # the ZeRO / FSDP shard group: dp unless hybrid sharding
             S.c: par.cp,
             S.e: par.ep,
             S.t_e: par.expert_tp,
@@ -353,7 +354,6 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
     vals[S.W_tp], vals[S.alpha_tp] = ring_link(plan, 1, t)
     # data parallel: the shard group (all of dp unless dp_shard) is consecutive ranks tp·cp apart;
     # hybrid sharding's replica group strides over the shard groups
-    shard = par.dp_shard or dp
     vals[S.W_dp], vals[S.alpha_dp] = ring_link(plan, t * c, shard)
     vals[S.W_rep], vals[S.alpha_rep] = ring_link(plan, t * c * shard, max(1, dp // shard))
     for span, bw_sym, alpha_sym in ((t * c, S.W_cp, S.alpha_cp), (t * c * par.ep, S.W_ep, S.alpha_ep)):

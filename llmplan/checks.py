@@ -192,7 +192,7 @@ def plan_warnings(plan: "Plan") -> list[str]:
         first_set, last_set = par.fixed_ends
         free = par.pp - first_set - last_set
         middle = stages[first_set:len(stages) - last_set]
-        e, l = int(par.account_for_embedding_in_pipeline_split is True), int(par.account_for_loss_in_pipeline_split is True)
+        e, l = par.counted_ends
         chunks = par.pp * (par.v if par.pp_schedule == "interleaved" else 1)
         if (e or l) and (m.layers + e + l) % chunks:
             w.append(

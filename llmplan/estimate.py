@@ -248,14 +248,16 @@ class Estimate:
             for rank, stage in sorted(ranks.items()):
                 vals = dict(values)
                 vals[S.L_s], vals[S.i_pp] = layers[rank], rank
-                q, results = self._evaluate(definitions(plan, stage), vals)
+                q = definitions(plan, stage)
+                results = self._evaluate(q, vals)
                 total = results["memory.per_gpu.total"]
                 self.stage_memory.append((rank, layers[rank], float(total)))
                 if best is None or total > best[2]["memory.per_gpu.total"]:
                     best = (q, vals, results)
             self.definitions, self.values, self.results = best
         else:
-            self.definitions, self.results = self._evaluate(definitions(plan), values)
+            self.definitions = definitions(plan)
+            self.results = self._evaluate(self.definitions, values)
             self.values = values
         if self.plan.method.training and not self.fits:
             total, cap = self.results["memory.per_gpu.total"], self.results["memory.capacity"]
@@ -264,14 +266,14 @@ class Estimate:
             )
 
     @staticmethod
-    def _evaluate(q: Definitions, values: dict) -> tuple[Definitions, dict[str, Any]]:
+    def _evaluate(q: Definitions, values: dict) -> dict[str, Any]:
         """Evaluate every quantity of ``q`` in order, binding each result's symbol in ``values``."""
         results: dict[str, Any] = {}
         for key, item in q.items.items():
             value = evaluate(item.expr, values)
             values[item.symbol] = value
             results[key] = value
-        return q, results
+        return results
 
     @property
     def fits(self) -> bool:

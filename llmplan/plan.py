@@ -735,11 +735,27 @@ class Parallelism(_Checked):
         ``last_stage_layers`` or Megatron-Core's ``account_for_*_in_pipeline_split``."""
         return any(self.fixed_ends)
 
+    #: Keys that belong to one ``pp`` / one ``dp`` and are not searched: a sweep or search
+    #: layout sets them back to these (an even split over the whole data-parallel group).
+    UNSEARCHED = {
+        "first_stage_layers": None,
+        "last_stage_layers": None,
+        "account_for_embedding_in_pipeline_split": False,
+        "account_for_loss_in_pipeline_split": False,
+        "dp_shard": None,
+    }
+
+    @property
+    def counted_ends(self) -> tuple[int, int]:
+        """(1 if the embedding, 1 if the loss) counts as a layer in the even split
+        (Megatron-Core's ``account_for_*_in_pipeline_split``)."""
+        return (int(self.account_for_embedding_in_pipeline_split is True), int(self.account_for_loss_in_pipeline_split is True))
+
     @property
     def fixed_ends(self) -> tuple[bool, bool]:
         """Whether the first and the last stage's layer counts are set apart from the even split."""
-        return (self.first_stage_layers is not None or self.account_for_embedding_in_pipeline_split is True,
-                self.last_stage_layers is not None or self.account_for_loss_in_pipeline_split is True)
+        e, l = self.counted_ends
+        return (self.first_stage_layers is not None or bool(e), self.last_stage_layers is not None or bool(l))
 
     def stage_layers(self, layers: int) -> tuple[int, ...]:
         """Layers on each of the ``pp`` pipeline stages, first to last (Megatron-Core's split).
@@ -752,7 +768,7 @@ class Parallelism(_Checked):
         pp = self.pp
         if pp == 1:
             return (layers,)
-        e, l = int(self.account_for_embedding_in_pipeline_split is True), int(self.account_for_loss_in_pipeline_split is True)
+        e, l = self.counted_ends
         if e or l:  # the embedding / loss counted as a layer of the first / last stage
             total = layers + e + l
             split = [total // pp + (1 if i < total % pp else 0) for i in range(pp)]
@@ -849,7 +865,8 @@ class Parallelism(_Checked):
             if name not in flags and not _pos_int(self, name, p):
                 continue
             if self.pp == 1:
-                p.append(Problem(name, "set with pp = 1: it places layers on a pipeline stage (allowed with pp ≥ 2)"))
+                what = "true" if name in flags else "set"
+                p.append(Problem(name, f"{what} with pp = 1: it places layers on a pipeline stage (allowed with pp ≥ 2)"))
             elif self.pp_schedule == "dualpipe":
                 p.append(Problem(name, "set with pp_schedule = \"dualpipe\": DualPipe pairs stage i with stage pp − 1 − i "
                                  "and splits the layers evenly (allowed with 1f1b, interleaved, gpipe)"))

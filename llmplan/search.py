@@ -28,7 +28,7 @@ import numpy as np
 from . import symbols as S
 from .errors import LlmplanError
 from .model import divisors
-from .plan import DUALPIPE_COMM_SMS, Cost, Plan
+from .plan import DUALPIPE_COMM_SMS, Cost, Parallelism, Plan
 from .sweep import sweep, unchecked_evolve
 
 __all__ = [
@@ -288,7 +288,8 @@ def layout_notes(plan: Plan) -> list[str]:
     stages and its hybrid-sharding group (they belong to one ``pp`` and one ``dp``)."""
     notes = []
     if plan.parallelism.uneven_stages:
-        notes.append("parallelism.first_stage_layers / last_stage_layers are not searched: every layout splits its layers evenly")
+        notes.append("parallelism.first_stage_layers / last_stage_layers / account_for_*_in_pipeline_split are not "
+                     "searched: every layout splits its layers evenly")
     if plan.parallelism.dp_shard is not None:
         notes.append("parallelism.dp_shard is not searched: every layout shards over its whole data-parallel group")
     return notes
@@ -351,8 +352,6 @@ def _plan_for(base: Plan, row: dict) -> Plan:
         # the plan's comm_sms goes with DualPipe only (an error with any other schedule)
         comm_sms=base.parallelism.comm_sms if row["pp_schedule"] == "dualpipe" else None,
         offload=row["offload"],
-        first_stage_layers=None,  # the search splits layers evenly
-        last_stage_layers=None,
-        dp_shard=None,  # and shards over the whole data-parallel group
+        **Parallelism.UNSEARCHED,  # an even split, sharded over the whole data-parallel group
     )
     return attrs.evolve(base, cluster=attrs.evolve(base.cluster, gpus=int(row["gpus"])), parallelism=par)

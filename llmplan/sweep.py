@@ -29,7 +29,7 @@ import sympy
 from . import symbols as S
 from .bindings import _free, plan_values, use_cse
 from .estimate import definitions, param_counts
-from .plan import Plan
+from .plan import Parallelism, Plan
 
 __all__ = ["Sweep", "sweep", "NUMERIC_AXES", "STRUCTURAL_AXES"]
 
@@ -194,9 +194,7 @@ def _template(plan: Plan, sdict: dict, sub: dict) -> Plan:
         offload=sdict["offload"],
         sequence_parallel=plan.parallelism.sp_with_tp,  # what the group's tp > 1 layouts run (the template's tp is 1)
         virtual_stages=None,
-        first_stage_layers=None,  # the sweep splits layers evenly
-        last_stage_layers=None,
-        dp_shard=None,  # and shards over the whole data-parallel group
+        **Parallelism.UNSEARCHED,  # an even split, sharded over the whole data-parallel group
     )
     gpus = int(sub["pp"][0] * sub["cp"][0])
     meth = plan.method

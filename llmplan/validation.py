@@ -1371,6 +1371,17 @@ def mpt_mixed_precision(part: str, size: str) -> str:
     return "PURE" if part == "a100-40gb" or (part == "a100-80gb" and size == "70b") else "DEFAULT"
 
 
+def _shape_refs(model, m: str) -> tuple[Ref, ...]:
+    """Refs of a model shape kept under ``m`` with the MPT / OLMo-core key names
+    (``n_layers``, ``d_model``, ``n_heads``, ``vocab_size``)."""
+    return (
+        Ref("layers", model.layers, f"{m}.n_layers"),
+        Ref("hidden", model.hidden, f"{m}.d_model"),
+        Ref("heads", model.heads, f"{m}.n_heads"),
+        Ref("vocab", model.vocab, f"{m}.vocab_size"),
+    )
+
+
 def _llm_foundry() -> list[Run]:
     """MPT training throughput measured by MosaicML (llm-foundry's benchmarking README), every row."""
     out = []
@@ -1405,10 +1416,7 @@ def _llm_foundry() -> list[Run]:
                         Ref("grad_accum", accum, f"{t}.grad_accum"),
                         Ref("global_batch", batch, f"{t}.global_batch"),
                         Ref("params", n_params, f"{t}.num_params"),
-                        Ref("layers", model.layers, f"{m}.n_layers"),
-                        Ref("hidden", model.hidden, f"{m}.d_model"),
-                        Ref("heads", model.heads, f"{m}.n_heads"),
-                        Ref("vocab", model.vocab, f"{m}.vocab_size"),
+                        *_shape_refs(model, m),
                         Ref("tokens_per_sec_per_gpu", tps, f"{t}.tokens_per_sec_per_gpu"),
                     ),
                     layout="published",
@@ -1497,12 +1505,9 @@ def _olmo_core() -> list[Run]:
             Ref("seq_len", 4096, f"{t}.seq_len"),
             Ref("micro_batch", mb, f"{t}.micro_batch"),
             Ref("global_batch", batch, f"{t}.global_batch"),
-            Ref("layers", model.layers, f"{m}.n_layers"),
-            Ref("hidden", model.hidden, f"{m}.d_model"),
-            Ref("heads", model.heads, f"{m}.n_heads"),
+            *_shape_refs(model, m),
             Ref("kv_heads", model.n_kv_heads, f"{m}.n_kv_heads"),
             Ref("ffn", model.ffn, f"{m}.ffn_hidden_size"),
-            Ref("vocab", model.vocab, f"{m}.vocab_size"),
             Ref("tokens_per_sec_per_gpu", tps, f"{t}.tokens_per_sec_per_gpu"),
         ]
         out.append(

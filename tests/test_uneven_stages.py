@@ -218,6 +218,10 @@ def test_search_splits_evenly():
     assert result["layouts"]
     assert any("first_stage_layers" in n for n in result["notes"])
     assert search(make_plan(model=MODEL_32, pp=4, gpus=64), top=1)["notes"] == []
+    # Megatron-Core's flags belong to one pp as well: every layout splits evenly (was a PlanError at pp = 1)
+    flagged = search(uneven(make_plan(model=MODEL_32, pp=4, gpus=64), account_for_embedding_in_pipeline_split=True), top=3)
+    assert any("account_for_*_in_pipeline_split" in n for n in flagged["notes"])
+    assert all("pipeline_ranks" not in rep["memory"] for rep in flagged["layouts"])
     for rep in result["layouts"]:
         assert rep["parallelism"].get("first_stage_layers") is None
         assert "pipeline_ranks" not in rep["memory"]
@@ -245,7 +249,7 @@ def _rank_total(plan, rank: int) -> float:
     layers = plan.parallelism.stage_layers(plan.model.layers)
     stage = "first" if rank == 0 else "last" if rank == plan.parallelism.pp - 1 else "middle"
     values[S.L_s], values[S.i_pp] = layers[rank], rank
-    _, results = Estimate._evaluate(definitions(plan, stage), values)
+    results = Estimate._evaluate(definitions(plan, stage), values)
     return results["memory.per_gpu.total"]
 
 
