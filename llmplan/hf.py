@@ -25,9 +25,13 @@ olmo2          gated       RMSNorm      attention_bias    none       full      k
 gpt2           plain GELU  LayerNorm    all (fixed)       yes        none      key (T)
 gpt_neox       plain GELU  LayerNorm    attention_bias    yes        none      key (F)
 dbrx           gated MoE   LN, no bias  none (fixed)      none       none      never
+mpt            GELU, 4·h   LN, no bias  none (fixed)      none       none      key (T)
 =============  ==========  ===========  ================  =========  ========  =======
 
-"key (F)" = ``tie_word_embeddings``, default false; gpt2 defaults to true.
+"key (F)" = ``tie_word_embeddings``, default false; gpt2 and mpt default to true.
+MPT has no position table (ALiBi): transformers' ``MptModel`` builds none whatever
+``learned_pos_emb`` says, and no bias anywhere whatever ``no_bias`` says (MosaicML's
+published checkpoints have none either).
 
 :func:`to_hf_config` goes the other way: a minimal config dict (with
 ``model_type``) that ``transformers.AutoConfig.for_model(**d)`` accepts, used by
@@ -60,6 +64,7 @@ SUPPORTED_MODEL_TYPES = (
     "gpt_neox",
     "olmo2",
     "dbrx",
+    "mpt",
 )
 
 _PATH = "model.hf_config"
@@ -500,6 +505,43 @@ def _dbrx(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
     return f, Experts(experts=experts, top_k=top_k)
 
 
+def _mpt(r: _Reader) -> dict[str, Any]:
+    """MPT (MosaicML; transformers' ``MptForCausalLM``): fused ``Wqkv``, GELU MLP of
+    ``expansion_ratio``·``d_model``, bias-free LayerNorms, ALiBi, tied head by default."""
+    attn = r.sub("attn_config")
+    hidden = r.req("d_model", "hidden_size")
+    ratio = r.cfg.get("expansion_ratio", 4)
+    if ratio != 4:
+        r.warnings.append(
+            f"expansion_ratio = {ratio!r} ignored: transformers' MptMLP is 4·d_model whatever the config says "
+            "(MosaicML's own modeling code honours it; set model.ffn to count that one)"
+        )
+    if r.cfg.get("learned_pos_emb"):
+        r.warnings.append("learned_pos_emb = true ignored: transformers' MptModel has no position table (ALiBi)")
+    if r.cfg.get("no_bias") is False:
+        r.warnings.append("no_bias = false ignored: transformers' MPT builds no biases either way")
+    attn.ignored("qk_ln", "transformers' MptAttention has no q/k LayerNorm")
+    if attn.cfg.get("attn_type", "multihead_attention") != "multihead_attention" or attn.cfg.get("kv_n_heads"):
+        r.problems.append(Problem(
+            f"{_PATH}.attn_config.attn_type",
+            f"{attn.cfg.get('attn_type')!r}: transformers' MptAttention is multi-head only (multihead_attention)",
+        ))
+    return {
+        "layers": r.req("n_layers", "num_hidden_layers"),
+        "hidden": hidden,
+        "heads": r.req("n_heads", "num_attention_heads"),
+        "ffn": None if hidden is None else 4 * hidden,
+        "vocab": r.req("vocab_size"),
+        "max_positions": r.opt_int("max_seq_len", default=None, why=""),
+        "position": "none",
+        "mlp": "gelu",  # MptMLP: GELU(approximate="none")
+        "norm": "layernorm-nobias",
+        "attention_bias": "none",
+        "mlp_bias": False,
+        "tied_embeddings": _tied(r, default=True),
+    }
+
+
 # (kind, reader): a "dense" reader returns the fields, a "moe" one (fields, Experts | None).
 _READERS: dict[str, tuple[str, Callable]] = {
     "llama": ("dense", _llama),
@@ -509,6 +551,7 @@ _READERS: dict[str, tuple[str, Callable]] = {
     "olmo2": ("dense", _olmo2),
     "gpt2": ("dense", _gpt2),
     "gpt_neox": ("dense", _gpt_neox),
+    "mpt": ("dense", _mpt),
     "mixtral": ("moe", _mixtral),
     "qwen3_moe": ("moe", _qwen3_moe),
     "deepseek_v3": ("moe", _deepseek_v3),
@@ -627,14 +670,16 @@ def to_hf_config(model: Model) -> dict[str, Any]:
     want((model.mla is not None) == (mt == "deepseek_v3"), "MLA attention" if model.mla else "no MLA")
     if mt in ("gpt2",):
         want(model.position == "learned", f"position {model.position!r}")
+    elif mt == "mpt":
+        want(model.position == "none", f"position {model.position!r} (MPT uses ALiBi)")
     else:
         want(model.position == "rope", f"position {model.position!r}")
-    norm = {"gpt2": "layernorm", "gpt_neox": "layernorm", "dbrx": "layernorm-nobias"}.get(mt, "rmsnorm")
+    norm = {"gpt2": "layernorm", "gpt_neox": "layernorm", "dbrx": "layernorm-nobias", "mpt": "layernorm-nobias"}.get(mt, "rmsnorm")
     want(model.norm == norm, f"norm {model.norm!r}")
     want(model.qk_norm == {"qwen3": "head", "qwen3_moe": "head", "olmo2": "full"}.get(mt, "none"),
          f"qk_norm {model.qk_norm!r}")
-    if mt in ("gpt2", "gpt_neox"):
-        want(not model.gated, f"mlp {model.mlp!r}")
+    if mt in ("gpt2", "gpt_neox", "mpt"):
+        want(not model.gated and (mt != "mpt" or model.mlp == "gelu"), f"mlp {model.mlp!r}")
     else:
         want(model.gated, f"mlp {model.mlp!r}")
 
@@ -648,6 +693,18 @@ def to_hf_config(model: Model) -> dict[str, Any]:
             vocab_size=model.vocab, n_positions=model.max_positions,
             activation_function="relu" if model.mlp == "relu" else "gelu_new",
             tie_word_embeddings=model.tied_embeddings,
+        )
+        _unsupported(model, mt, bad)
+        return d
+    if mt == "mpt":
+        want(model.attention_bias == "none" and not model.mlp_bias, "biases")
+        want(model.kv_heads in (None, model.heads), "grouped-query attention")
+        want(model.head_dim in (None, model.hidden // model.heads), "head_dim != hidden/heads")
+        want(model.ffn == 4 * model.hidden, f"ffn {model.ffn} != 4·hidden (MptMLP's fixed width)")
+        d.update(
+            n_layers=model.layers, d_model=model.hidden, n_heads=model.heads,
+            expansion_ratio=4, vocab_size=model.vocab,
+            max_seq_len=model.max_positions or 2048, tie_word_embeddings=model.tied_embeddings,
         )
         _unsupported(model, mt, bad)
         return d

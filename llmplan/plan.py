@@ -156,12 +156,15 @@ DTYPE_BYTES: dict[str, float] = {
 #: Optimizer state bytes per trainable parameter, *excluding* the fp32 master
 #: copy: AdamW keeps two moments (Kingma & Ba 2015), 8-bit Adam two 1-byte
 #: moments (Dettmers et al. 2022, block-wise constants neglected), SGD with
-#: momentum one, Adafactor factored second moments (≈ 0 per parameter; the
-#: row/column statistics are neglected) and no first moment by default.
+#: momentum one, Lion one (only the momentum: Chen et al. 2023, "Symbolic Discovery
+#: of Optimization Algorithms", Algorithm 2), Adafactor factored second moments
+#: (≈ 0 per parameter; the row/column statistics are neglected) and no first moment
+#: by default.
 OPTIMIZERS: dict[str, int] = {
     "adamw": 2,
     "adam": 2,
     "adamw-8bit": 2,
+    "lion": 1,
     "sgd": 1,
     "sgd-nomomentum": 0,
     "adafactor": 0,

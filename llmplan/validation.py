@@ -938,11 +938,83 @@ def _production() -> list[Run]:
             ),
             source="Zhang et al. 2022, OPT, sec. 2.4 (992 A100 80GB, up to 147 TFLOP/s per GPU)",
             spread_grid=tuple(
-                (Parallelism(tp=tp, pp=1, zero=3, recompute="full"), 992) for tp in (1, 2, 4, 8)
+                # each replica's whole share of the 992 sequences as one micro-batch, as in the plan
+                (Parallelism(tp=tp, pp=1, zero=3, micro_batch=tp, recompute="full"), 992) for tp in (1, 2, 4, 8)
             ),
         )
     )
+    out.append(_mpt_7b())
     return out
+
+
+#: MosaicML's production MPT-7B (HF ``mosaicml/mpt-7b``): ALiBi instead of a position table,
+#: no biases anywhere (``no_bias``, LayerNorms included), the GPT-NeoX tokenizer padded to 50,432.
+MPT_7B = Dense(
+    name="MPT-7B",
+    layers=32,
+    hidden=4096,
+    heads=32,
+    ffn=4 * 4096,
+    vocab=50432,
+    mlp="gelu",
+    norm="layernorm-nobias",
+    attention_bias="none",
+    mlp_bias=False,
+    position="none",
+    max_positions=2048,
+    tied_embeddings=True,
+    hf_model_type="mpt",
+    source="HF mosaicml/mpt-7b config.json and model card (d_model 4096, n_heads 32, n_layers 32, expansion_ratio 4, "
+    "vocab_size 50432, max_seq_len 2048, no_bias true, alibi true, tied LM head)",
+)
+
+
+def _mpt_7b() -> Run:
+    """MPT-7B pre-training (MosaicML 2023): 440 A100-40GB, FSDP, 1T tokens in about 9.5 days."""
+    t = "runs.mpt_7b"
+    tokens, gpus, batch = 1.0e12, 440, 1760
+
+    def layout(mb: int, recompute: str) -> tuple[Parallelism, int]:
+        return Parallelism(zero=3, sharding="fsdp", micro_batch=mb, recompute=recompute), gpus
+
+    return Run(
+        id="mpt-7b",
+        label="MPT-7B",
+        group="production",
+        plan=Plan(
+            name="MPT-7B pre-training",
+            model=MPT_7B,
+            method=Method(kind="pretrain", tokens=tokens, seq_len=2048, global_batch=batch),
+            precision=Precision(preset="bf16-mixed", optimizer="lion"),
+            cluster=Cluster(gpu=catalog.gpu("a100-40gb-sxm"), gpus=gpus, inter_node=ROCE_200),
+            parallelism=layout(4, "full")[0],
+        ),
+        refs=(
+            Ref("gpus", gpus, "extra:production.mpt_7b.gpu_count", note="the model card: 440 A100-40GBs"),
+            Ref("tokens", tokens, f"{t}.tokens"),
+            Ref("days", 9.5, f"{t}.wall_clock_days", note="'about 9.5 days' of wall clock (4 hardware failures resumed automatically)"),
+        ),
+        layout="partly assumed",
+        assumptions=(
+            ("published (the model card, mosaicml/mpt-7b): 440 A100-40GB, sharded data parallelism with FSDP, the Lion "
+             "optimizer (one moment per parameter), sequences of 2,048 tokens, 1T tokens; the architecture from its "
+             "config.json (ALiBi, no biases, tied LM head; llmplan's count 6,649,286,656 = HF MptForCausalLM's, oracle-tested)"),
+            ("not published for the 7B: the global batch — 1,760 sequences assumed (4 per GPU; MPT-30B's card gives 1,760 "
+             "for its stage on the same 440 A100-40GB), run as one micro-batch of 4 per GPU (FSDP re-gathers every layer "
+             "for every micro-batch) with full activation checkpointing (llm-foundry's mpt-7b.yaml and every 7B row of its "
+             "A100 40GB benchmark table checkpoint); the spread adds micro-batches 1 and 2 and no checkpointing where it fits"),
+            ("precision bf16-mixed (Composer amp_bf16: fp32 master weights and Lion momentum); FlashAttention "
+             "(attn_impl 'triton', with the ALiBi bias)"),
+            ("fabric: MosaicML's A100 clusters as llm-foundry's A100 tables give them, 1600 Gb/s RoCE per 8-GPU node = "
+             "200 Gb/s per GPU (efficiency and latency as llmplan's roce-400) — the run's own cluster is not described"),
+            ("the card's 9.5 days are wall clock, interruptions included (the announcement: four hardware failures, "
+             "resumed automatically); no goodput is published, so none is applied. The announcement's ~$200k is not "
+             "compared: the price per GPU-hour behind it is not published"),
+        ),
+        source=("HF mosaicml/mpt-7b model card ('Training Configuration': 440 A100-40GBs for about 9.5 days, FSDP, LION); "
+                "MosaicML blog 'Introducing MPT-7B' (2023-05-05: 1T tokens, 9.5 days, zero human intervention, ~$200k)"),
+        spread_grid=tuple(layout(mb, rc) for rc in ("full", "none") for mb in (1, 2, 4)),
+    )
 
 
 #: Llama 3 paper Table 4: (run id, extra key, GPUs, cp, dp, seq, sequences per DP rank,
@@ -1539,6 +1611,33 @@ def _olmo_core() -> list[Run]:
     return out
 
 
+#: The runs of ``published.toml`` that are not in the table, each with why: what a time
+#: prediction needs (the hardware, and a time, GPU-hours or throughput to compare with) is
+#: not published there, or the hardware is one llmplan does not model. Every ``runs.*``
+#: entry is either referenced by a :class:`Run` or listed here (``tests/test_validation.py``).
+NOT_VALIDATED: dict[str, str] = {
+    "gpt3_175b": "V100s of unpublished number and layout; no time or GPU-hours, only the total compute "
+    "(3.14e23 FLOPs = 6·N·D, Brown et al. 2020 Table D.1)",
+    "falcon_40b": "384 A100 and 2,800 PF-days of compute, but no wall-clock time, GPU-hours or throughput to compare with",
+    "chinchilla_70b": "TPU training (llmplan models GPUs: no TPU in the catalog, no ICI torus); only the compute budget is given",
+    "gopher_280b": "4,096 TPU v3: llmplan models GPUs (no TPU in the catalog, no ICI torus); no time is given",
+    "palm_540b": "6,144 TPU v4 chips in two Pathways pods: llmplan models GPUs (no TPU in the catalog, no ICI torus)",
+    "lamda_137b": "1,024 TPU v3: llmplan models GPUs (no TPU in the catalog, no ICI torus)",
+    "mixtral_8x7b": "architecture only: training hardware, tokens and time are not published",
+    "dbrx": "3,072 H100 and 12T tokens, but no time, GPU-hours or throughput to compare with",
+    "qwen3_235b_a22b": "architecture only: training hardware and time are not published",
+    "mpt_30b": "three stages on three clusters (440 and 216 A100-40GB, then 256 H100 at 8k) with no time per stage "
+    "in published.toml (the blog's time table is marked unverified)",
+    "olmo_7b": "architecture and tokens only: the paper's GPU-hours are marked unverified in published.toml "
+    "(OLMo-core's measured throughput is in the table instead, from benchmarks/published_extra.toml)",
+    "olmo_1b": "architecture and tokens only: no hardware or time in published.toml",
+    "olmo2_7b": "architecture and tokens only: the paper's GPU-hours are marked unverified in published.toml "
+    "(OLMo-core's measured throughput is in the table instead)",
+    "olmo2_13b": "architecture and tokens only: no hardware or time in published.toml "
+    "(OLMo-core's measured throughput is in the table instead)",
+}
+
+
 @lru_cache(maxsize=1)
 def _runs() -> tuple[Run, ...]:
     return tuple(_megatron_table1() + _megatron_table2() + _production() + _llama3_405b() + _llm_foundry() + _olmo_core())
@@ -1777,6 +1876,7 @@ def _spread(run: Run, base=None) -> dict[str, Any] | None:
                     tp=par.tp,
                     pp=par.pp,
                     zero=par.zero,
+                    micro_batch=par.micro_batch,
                     recompute=par.recompute,
                     **(
                         dict(pp_schedule=par.pp_schedule, virtual_stages=par.virtual_stages)
@@ -1795,7 +1895,9 @@ def _spread(run: Run, base=None) -> dict[str, Any] | None:
             continue  # a pipeline nobody would run: fewer than 4 micro-batches per stage
         value = float(metric.predict(est, plan))
         v = f" v{par.virtual_stages}" if par.pp_schedule == "interleaved" else ""
-        points.append((value, f"tp{par.tp} pp{par.pp}{v} × {gpus}"))
+        mb = f" mb{par.micro_batch}" if par.micro_batch != run.plan.parallelism.micro_batch else ""
+        rc = f" {par.recompute}" if par.recompute != run.plan.parallelism.recompute else ""
+        points.append((value, f"tp{par.tp} pp{par.pp}{v}{mb}{rc} × {gpus}"))
     if not points:
         return None
     lo, hi = min(points), max(points)

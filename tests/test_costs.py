@@ -11,6 +11,7 @@ from llmplan import symbols as S
 from llmplan.estimate import definitions
 from llmplan.formulas import memory as M
 from llmplan.model import Dense
+from llmplan.plan import Precision
 
 from plans import make_plan
 
@@ -70,6 +71,17 @@ def test_article_16_bytes_per_param():
     plan = make_plan(zero=0)
     p = plan.precision
     assert p.bytes("weights") + p.bytes("grads") + p.bytes("master") + p.optimizer_bytes() == 16
+
+
+def test_lion_keeps_one_moment():
+    # Chen et al. 2023 (Lion, Algorithm 2): only the momentum m is kept between steps, so under
+    # bf16-mixed: bf16 weights 2 + bf16 gradients 2 + fp32 master 4 + one fp32 moment 4 = 12
+    # bytes per parameter, against AdamW's 16 (two moments); pure bf16: 2 + 2 + 0 + 2 = 6
+    assert Precision(optimizer="lion").optimizer_bytes() == 4
+    p = Precision(optimizer="lion")
+    assert p.bytes("weights") + p.bytes("grads") + p.bytes("master") + p.optimizer_bytes() == 12
+    pure = Precision(preset="bf16-pure", optimizer="lion")
+    assert pure.bytes("weights") + pure.bytes("grads") + pure.bytes("master") + pure.optimizer_bytes() == 6
 
 
 # --- Korthikanti et al. 2022, per-layer activations (GPT: a·d = h, f = 4h, dropout) --------

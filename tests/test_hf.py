@@ -327,8 +327,34 @@ def test_dbrx_nested_keys_are_required():
     }
 
 
+def test_mpt_keys_alibi_and_no_biases():
+    model, warnings = from_hf_config(load("mpt-7b-instruct"))
+    assert (model.layers, model.hidden, model.heads, model.ffn, model.vocab) == (32, 4096, 32, 16384, 50432)
+    assert model.position == "none" and model.norm == "layernorm-nobias" and model.mlp == "gelu"
+    assert model.attention_bias == "none" and not model.mlp_bias and model.tied_embeddings
+    assert model.max_positions == 2048
+    assert any(w.startswith("learned_pos_emb = true ignored") for w in warnings)
+    # by hand: embedding V·h (tied head); per block Wqkv 3h², out_proj h², up/down 2·4h², two
+    # weight-only LayerNorms 2h; final LayerNorm h
+    h = 4096
+    assert total(model) == 50432 * h + 32 * (12 * h * h + 2 * h) + h == 6_649_286_656
+    # transformers' MptMLP is 4·d_model whatever expansion_ratio says
+    ratio, ratio_warnings = from_hf_config(dict(load("mpt-7b-instruct"), expansion_ratio=2))
+    assert ratio.ffn == 4 * h and any(w.startswith("expansion_ratio = 2 ignored") for w in ratio_warnings)
+    _, biased = from_hf_config(dict(load("mpt-7b-instruct"), no_bias=False))
+    assert any(w.startswith("no_bias = false ignored") for w in biased)
+
+
+def test_mpt_grouped_query_attention_is_refused():
+    cfg = load("mpt-7b-instruct")
+    cfg["attn_config"] = dict(cfg["attn_config"], attn_type="grouped_query_attention", kv_n_heads=8)
+    with pytest.raises(PlanError) as exc:
+        from_hf_config(cfg)
+    assert "multi-head only" in problems(exc)["model.hf_config.attn_config.attn_type"]
+
+
 def test_tie_defaults_per_type():
-    expected = {"gpt2": True}
+    expected = {"gpt2": True, "mpt": True}
     for name in FIXTURES:
         cfg = {k: v for k, v in load(name).items() if k != "tie_word_embeddings"}
         model, _ = from_hf_config(cfg)
@@ -367,3 +393,9 @@ def test_to_hf_config_refuses_what_the_class_cannot_build():
         to_hf_config(m)
     with pytest.raises(PlanError, match="not supported"):
         to_hf_config(Dense(layers=1, hidden=8, heads=2, ffn=8, vocab=4, hf_model_type="falcon"))
+
+
+def test_plan_file_docs_list_every_supported_model_type():
+    doc = (Path(__file__).parents[1] / "docs" / "plan-file.md").read_text(encoding="utf-8")
+    row = next(line for line in doc.splitlines() if line.startswith("| `hf_config` |"))
+    assert [t for t in SUPPORTED_MODEL_TYPES if f"`{t}`" not in row] == []

@@ -62,7 +62,7 @@ def test_run_ids_are_unique_and_groups_known():
 def test_the_brief_s_runs_are_all_there():
     expected = {
         "llama2-7b", "llama2-13b", "llama2-70b", "llama1-65b", "llama3-8b", "llama3-70b",
-        "deepseek-v3", "bloom-176b", "opt-175b",
+        "deepseek-v3", "bloom-176b", "opt-175b", "mpt-7b",
         "llama3-405b-8k-8192", "llama3-405b-8k-16384", "llama3-405b-128k-16384",
         "megatron-t2-ptdp-175b-384", "megatron-t2-ptdp-175b-1536", "megatron-t2-ptdp-530b-2240",
     }
@@ -252,6 +252,27 @@ def test_published_numbers_equal_published_toml(run, published):
 def test_published_numbers_equal_published_extra_toml(run):
     # the repository's own file: checked everywhere, also where shared/ is absent (CI)
     _check_refs(run, [r for r in run.refs if r.ref.startswith("extra:")], _extra(), "benchmarks/published_extra.toml")
+
+
+def test_every_published_run_is_validated_or_says_why_not(published):
+    """Each ``runs.*`` entry of published.toml is in the table or in NOT_VALIDATED, never both."""
+    used = {r.ref.split(".")[1] for run in RUNS for r in run.refs if r.ref.startswith("runs.")}
+    skipped = set(validation.NOT_VALIDATED)
+    assert used | skipped == set(published["runs"]), sorted(set(published["runs"]) - used - skipped)
+    assert not used & skipped
+    assert all(len(why) > 40 for why in validation.NOT_VALIDATED.values())
+    # what a time prediction needs is indeed missing from each skipped entry (or its hardware is a TPU)
+    timed = {"gpu_hours", "wall_clock_days", "wall_clock_hours", "tflops_per_gpu", "tokens_per_sec_per_gpu"}
+    for key in skipped:
+        entry = published["runs"][key]
+        tpu = str(entry.get("gpu_type", "")).upper().startswith("TPU") or "TPU" in entry.get("source", "")
+        assert tpu or not timed & set(entry) or key == "mpt_30b", key
+
+
+def test_docs_list_every_run_left_out_with_its_reason():
+    doc = (ROOT / "docs" / "validation.md").read_text(encoding="utf-8")
+    for key, why in validation.NOT_VALIDATED.items():
+        assert f"| `{key}` | {why} |" in doc, key
 
 
 def test_every_ref_key_is_a_metric_or_a_plan_input():

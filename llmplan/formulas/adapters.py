@@ -7,7 +7,7 @@ targeted linear layer — what PEFT's ``LoraConfig`` creates for ``target_module
 head excluded).
 
 Measured against PEFT 0.21 on transformers 5.25 (``tests/oracle/test_oracle_optimizer.py``):
-exact for dense models, GPT-2 / GPT-NeoX / DBRX included (their fused ``c_attn`` /
+exact for dense models, GPT-2 / GPT-NeoX / DBRX / MPT included (their fused ``c_attn`` /
 ``query_key_value`` / ``Wqkv`` is one linear layer, ``r·(h + (a + 2·a_kv)·d)``, under the
 class's own module names), and for named attention targets of MoE models. For MoE
 models with fused expert tensors (Mixtral, Qwen3-MoE, DeepSeek-V3 in transformers 5)
@@ -41,19 +41,20 @@ ALL_LINEAR = "all-linear"
 #: twice in a block (GPT-2's attention and MLP ``c_proj``) gets a ``#k`` suffix, as PEFT's
 #: suffix match adapts both. DBRX's experts are 3-D parameters, not linear modules, so
 #: neither a named target nor ``"all-linear"`` reaches them; its router is ``ffn.router.layer``.
-#: Read off the modules of GPT2LMHeadModel, GPTNeoXForCausalLM and DbrxForCausalLM
-#: (transformers 5.25), checked against PEFT by tests/oracle/test_oracle_optimizer.py.
+#: Read off the modules of GPT2LMHeadModel, GPTNeoXForCausalLM, DbrxForCausalLM and
+#: MptForCausalLM (transformers 5.25), checked against PEFT by tests/oracle/test_oracle_optimizer.py.
 FUSED_QKV_LINEARS = {
     "gpt2": {"c_attn": (h, 3 * h), "c_proj": (h, h), "c_fc": (h, f), "c_proj#1": (f, h)},
     "gpt_neox": {"query_key_value": (h, 3 * h), "dense": (h, h), "dense_h_to_4h": (h, f), "dense_4h_to_h": (f, h)},
     "dbrx": {"Wqkv": (h, (a + 2 * a_kv) * d), "out_proj": (a * d, h), "layer": (h, E)},
+    "mpt": {"Wqkv": (h, 3 * h), "out_proj": (h, h), "up_proj": (h, f), "down_proj": (f, h)},
 }
 
 
 def linear_shapes(model) -> dict[str, tuple[sympy.Expr, sympy.Expr, sympy.Expr]]:
     """Targetable linear layers: HF module name → (in, out, how many in the whole model).
 
-    Models whose ``hf_model_type`` fuses Q, K and V (GPT-2, GPT-NeoX, DBRX) use that
+    Models whose ``hf_model_type`` fuses Q, K and V (GPT-2, GPT-NeoX, DBRX, MPT) use that
     class's module names and shapes (:data:`FUSED_QKV_LINEARS`); every other model the
     LLaMA-style names (``q_proj`` … ``down_proj``; MLA's for DeepSeek-V3).
     """

@@ -69,7 +69,7 @@ def component(name: str) -> str:
         return "router"
     if _ATTN.search(name):
         return "attention"
-    if ".mlp." in name:
+    if ".mlp." in name or ".ffn." in name:  # MPT: blocks.i.ffn.up_proj
         return "mlp"
     module = name.rsplit(".", 2)[-2]
     if "norm" in module or module.startswith("ln_"):

@@ -70,6 +70,7 @@ SMALL = {
     "dbrx": ("dbrx", dict(d_model=128, n_heads=4, n_layers=2,
                           attn_config={**_DBRX["attn_config"], "kv_n_heads": 2},
                           ffn_config={**_DBRX["ffn_config"], "ffn_hidden_size": 192, "moe_num_experts": 4, "moe_top_k": 2})),
+    "mpt": ("mpt-7b-instruct", dict(d_model=128, n_heads=4, n_layers=2, max_seq_len=64)),
 }
 
 
@@ -179,6 +180,7 @@ FUSED_TARGETS = {
     "gpt2": ["c_attn", "c_proj", "c_fc"],
     "gpt_neox": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
     "dbrx": ["Wqkv", "out_proj", "layer"],
+    "mpt": ["Wqkv", "out_proj", "up_proj", "down_proj"],
 }
 
 

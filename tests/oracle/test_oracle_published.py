@@ -80,6 +80,8 @@ BY_HAND = {
     # NeoX block: 4h² + 4h attention, 8h² + 5h MLP (ffn 4h), two LayerNorms 4h; untied head
     "gpt-neox-20b": 44 * (12 * 6144**2 + 13 * 6144) + 2 * 50432 * 6144 + 2 * 6144,
     "pythia-6.9b": 32 * (12 * 4096**2 + 13 * 4096) + 2 * 50432 * 4096 + 2 * 4096,
+    # MPT block: Wqkv 3h² + out_proj h² + up/down 8h², two bias-free LayerNorms 2h; tied head; final norm h
+    "mpt-7b-instruct": 32 * (12 * 4096**2 + 2 * 4096) + 50432 * 4096 + 4096,
 }
 
 # Figures as published (model cards, papers); where rounded, the rounding is checked.
@@ -88,6 +90,9 @@ PUBLISHED = {
     "mixtral-8x7b": 46_702_792_704,  # Mistral: "46.7B total, 12.9B active"
     "gpt2": 124_439_808,  # "124M"
     "deepseek-v3": 671_026_404_352,  # "671B"
+    # ggml's MPT-7B conversion log lists every tensor of the published checkpoint (wte 50432×4096,
+    # per block norm_1, Wqkv 12288×4096, out_proj, norm_2, up 16384×4096, down; norm_f; no wpe)
+    "mpt-7b-instruct": 6_649_286_656,
 }
 
 

@@ -155,6 +155,14 @@ def test_dbrx(s, data):
     check(MoE(**s, norm="layernorm-nobias", moe=data.draw(experts(s["layers"])), hf_model_type="dbrx"))
 
 
+@SETTINGS
+@given(shape(gqa=False), st.integers(1, 64))
+def test_mpt(s, positions):
+    # transformers' MptMLP is always 4·d_model
+    check(Dense(**dict(s, ffn=4 * s["hidden"]), mlp="gelu", norm="layernorm-nobias",
+                position="none", max_positions=positions, hf_model_type="mpt"))
+
+
 def test_every_supported_type_has_a_property_test():
     tested = {name[len("test_"):] for name in globals() if name.startswith("test_")}
     assert set(SUPPORTED_MODEL_TYPES) <= tested
