@@ -163,6 +163,7 @@ SMALL: dict[str, tuple[str, dict]] = {
     "gpt2": ("gpt2", dict(n_layer=2, n_embd=128, n_head=4, n_positions=256, n_ctx=256)),
     "gpt_neox": ("gpt-neox-20b", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4,
                                       intermediate_size=512)),
+    "mpt": ("mpt-7b-instruct", dict(d_model=128, n_heads=4, n_layers=2, max_seq_len=256)),
 }
 
 

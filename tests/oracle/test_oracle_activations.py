@@ -114,7 +114,7 @@ class Saved:
 
 def decoder_layers(hf) -> list:
     base = getattr(hf, hf.base_model_prefix)
-    return list(base.layers if hasattr(base, "layers") else base.h)
+    return list(base.layers if hasattr(base, "layers") else base.blocks if hasattr(base, "blocks") else base.h)
 
 
 def measure(hf, ids) -> Saved:
@@ -272,6 +272,26 @@ def test_gpt2_saves_korthikanti_eq1(dtype):
     expected = korthikanti + (q_a - 1) * masks + ln_stats
     assert expected == predicted(model, dtype, layer=0, flash=False) + (q_a - 1) * masks - 2 * 2 * sb * (4 - q_a)
     assert saved.per_layer == [expected] * model.layers
+
+
+# --- MPT: ALiBi, bias-free LayerNorm, GELU, eager attention only ---------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp32"])
+def test_mpt_eager_layer_bytes_equal_the_hf_formula(dtype):
+    """transformers' MptForCausalLM (eager only): the HF formula, less the CPU LayerNorm difference.
+
+    CPU's LayerNorm keeps its mean and rstd in the input dtype (CUDA: fp32, which llmplan
+    counts): two LayerNorms, two statistics per token, ``4 − q_a`` bytes each fewer.
+    """
+    model, hf = build("mpt", dtype, "eager")
+    saved = measure(hf, ids())
+    q_a = DTYPES[dtype].itemsize
+    expected = predicted(model, dtype, layer=0, flash=False) - 2 * 2 * B * SEQ * (4 - q_a)
+    assert saved.per_layer == [expected] * model.layers
+    # shared by the layers: the boolean causal mask masked_fill keeps, b·s² bytes (no rotary
+    # tables: ALiBi's bias is rebuilt from the head slopes); llmplan leaves this one tensor out
+    assert saved.shared == B * SEQ * SEQ
 
 
 # --- a whole plan with [parallelism] framework = "hf" -------------------------------------------

@@ -70,7 +70,6 @@ SMALL = {
     "dbrx": ("dbrx", dict(d_model=128, n_heads=4, n_layers=2,
                           attn_config={**_DBRX["attn_config"], "kv_n_heads": 2},
                           ffn_config={**_DBRX["ffn_config"], "ffn_hidden_size": 192, "moe_num_experts": 4, "moe_top_k": 2})),
-    "mpt": ("mpt-7b-instruct", dict(d_model=128, n_heads=4, n_layers=2, max_seq_len=64)),
 }
 
 
