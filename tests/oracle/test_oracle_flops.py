@@ -213,7 +213,7 @@ def test_moe_expert_flops_do_not_depend_on_routing_balance():
     assert measured == plan_per_token(model, SEQ) * B * SEQ
 
 
-@pytest.mark.parametrize(("fixture", "seq"), [("llama-3.1-8b", 8192), ("gpt2", 1024)])
+@pytest.mark.parametrize(("fixture", "seq"), [("llama-3.1-8b", 8192), ("gpt2", 1024), ("mpt-7b-instruct", 2048)])
 def test_full_size_dense_models_on_meta(fixture, seq):
     """The published shapes themselves, counted on the meta device (shapes only, no arithmetic)."""
     cfg = O.fixture(fixture)
