@@ -311,6 +311,9 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
             S.P_tdp: cl.gpu.tdp,
             # η_gemm: the plan's, else 0.69 × the GPU's measured max achievable matmul rate ÷ peak
             S.eta_gemm: plan.efficiency.gemm or default_gemm_efficiency(cl.gpu, prec.dtype("compute"))[0],
+            # the GEMMs an FP8 recipe keeps in BF16 (output head, router): the plan's η_gemm, else
+            # the default of the BF16 dtype (= η_gemm without FP8)
+            S.eta_gemm16: plan.efficiency.gemm or default_gemm_efficiency(cl.gpu, core_dtype(prec))[0],
             # η_attn: the plan's, else half the GEMM efficiency of the core's dtype (BF16 under FP8)
             S.eta_attn: plan.efficiency.attention
             or (plan.efficiency.gemm or default_gemm_efficiency(cl.gpu, core_dtype(prec))[0]) / 2,

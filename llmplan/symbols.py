@@ -139,6 +139,7 @@ P_tdp = declare("P_tdp", "board power per GPU", "W", integer=False)
 # --- efficiency ---------------------------------------------------------------------------
 eta = declare("eta", "achieved fraction of dense peak on model FLOPs (MFU basis)", "1", integer=False)
 eta_gemm = declare("eta_gemm", "achieved fraction of peak in matrix multiplies", "1", integer=False)
+eta_gemm16 = declare("eta_gemm16", "achieved fraction of the BF16/FP16 peak in the matrix multiplies an FP8 recipe keeps in BF16 (output head, MoE router)", "1", integer=False)
 eta_attn = declare("eta_attn", "achieved fraction of peak in the fused attention kernel, on the FLOPs it executes (causal: the unmasked half); BF16 peak under FP8 training", "1", integer=False)
 goodput = declare("goodput", "fraction of wall-clock time spent on productive steps (failures, restarts and checkpoint stalls excluded)", "1", integer=False)
 kappa = declare("kappa", "device-memory passes over each stored activation byte by elementwise kernels per step", "1", integer=False)

@@ -1421,7 +1421,7 @@ _MPT_PRECISION = {
     "h100-fp8": (
         "precision amp_fp8 (TransformerEngine Linear layers, fc_type 'te') → fp8-mixed: the GEMMs at the H100's FP8 "
         "peak × η_gemm, the attention core in BF16; llm-foundry's tied LM head is a plain F.linear and stays in BF16, "
-        "which llmplan's fp8 preset does not express (it puts the LM head at FP8 too); FSDP mixed_precision DEFAULT: "
+        "as llmplan's fp8 preset times it (the BF16 peak × η_gemm16); FSDP mixed_precision DEFAULT: "
         + _MPT_DEFAULT_MP
     ),
 }

@@ -134,3 +134,34 @@ def test_calibration_removes_the_modelled_quantisation():
     # a shape that fills whole waves is taken as measured
     shape = {"m": 12 * 128, "k": 4096, "n": 9 * 128, "flops_per_second": 0.7e15}
     assert large_gemm_efficiency([shape], 1e15, 108) == pytest.approx(0.7)
+
+
+def test_fp8_keeps_the_output_head_at_the_bf16_rate():
+    """FP8 recipes keep the LM head in BF16 (DeepSeek-V3 §3.3.1, OLMo-core, llm-foundry, Megatron).
+
+    Hand derivation on a GPU without an SM count (tile quantisation only) whose every GEMM
+    dimension is a multiple of 256 (no quantisation loss) and whose memory never binds:
+    per token, the layers' GEMMs are 2·1024·(3072 + 1024 + 4096 + 2048) = 20,971,520 FLOPs
+    each (fused QKV, output, gate+up, down), two layers 41,943,040; the head 2·1024·32768 =
+    67,108,864. Forward, input- and weight-gradient passes scale both alike. The layers run
+    at the FP8 peak (2000 TFLOP/s), the head at the BF16 peak (1000), both at η 0.6, so the
+    FP8-equivalent rate of the mix is 0.6·(41.9M + 67.1M) / (41.9M + 2·67.1M).
+    """
+    from llmplan.catalog import GPU
+    from llmplan.model import Dense
+    from llmplan.plan import Efficiency, Precision
+
+    gpu = GPU(id="test-fp8", name="test FP8 GPU", memory=80 * 2**30, memory_bandwidth=1e18,
+              peak={"bf16": 1000e12, "fp8": 2000e12}, nvlink_domain=8, gpus_per_node=8,
+              intra_node="nvlink4", inter_node="ib-ndr", tdp=700, arch="Hopper")
+    model = Dense(layers=2, hidden=1024, heads=8, ffn=2048, vocab=32768)
+
+    def eta(preset):
+        plan = Plan(model=model, method=Method(tokens=10**9, seq_len=2048, global_batch=8),
+                    precision=Precision(preset=preset), cluster=Cluster(gpu=gpu, gpus=8),
+                    parallelism=Parallelism(micro_batch=1), efficiency=Efficiency(gemm=0.6))
+        return llmplan.estimate(plan).value("time.gemm_efficiency")
+
+    layers, head = 2 * 2 * 1024 * (3072 + 1024 + 4096 + 2048), 2 * 1024 * 32768
+    assert eta("bf16-mixed") == pytest.approx(0.6, rel=1e-12)
+    assert eta("fp8-mixed") == pytest.approx(0.6 * (layers + head) / (layers + 2 * head), rel=1e-12)

@@ -32,7 +32,7 @@ from typing import Any
 
 import sympy
 
-from ..symbols import B, D, N, W_hbm, eta, eta_attn, eta_gemm, m, n_sm, p, q_a, q_g, q_m, q_o, q_w, s, v, F_peak  # noqa: F401
+from ..symbols import B, D, N, W_hbm, eta, eta_attn, eta_gemm, eta_gemm16, m, n_sm, p, q_a, q_g, q_m, q_o, q_w, s, v, F_peak, F_peak16  # noqa: F401
 from . import Definitions, formula
 
 NARAYANAN = "Narayanan et al. 2021 §2.2 (bubble (p−1)/(v·m)), eq. (4)"
@@ -154,16 +154,17 @@ def tile_efficiency(rows, cols, count=1) -> sympy.Expr:
 
 
 @formula("gemm_seconds", QUANTISATION)
-def gemm_seconds(rows, cols, inner, count=1, peak=F_peak) -> sympy.Expr:
+def gemm_seconds(rows, cols, inner, count=1, peak=F_peak, efficiency=eta_gemm) -> sympy.Expr:
     """Time of ``count`` GEMMs ``[rows × inner]·[inner × cols]``: the slower of compute and memory.
 
     Compute: ``2·M·N·K·count / (F_peak · η_gemm · tile_efficiency)`` — ``η_gemm`` is what
-    a large, well-shaped GEMM achieves. Memory: reading both operands and writing the
+    a large, well-shaped GEMM achieves (``peak`` / ``efficiency``: ``F_peak16`` / ``η_gemm16``
+    for a GEMM an FP8 recipe keeps in BF16). Memory: reading both operands and writing the
     result once, ``q_a·count·(M·K + K·N + M·N) / W_hbm`` (roofline).
     """
     flops = 2 * rows * cols * inner * count
     memory = q_a * count * (rows * inner + inner * cols + rows * cols)
-    return sympy.Max(flops / (peak * eta_gemm * tile_efficiency(rows, cols, count)), memory / W_hbm, evaluate=False)
+    return sympy.Max(flops / (peak * efficiency * tile_efficiency(rows, cols, count)), memory / W_hbm, evaluate=False)
 
 
 def gemm_efficiency(plan) -> sympy.Expr:
@@ -172,7 +173,10 @@ def gemm_efficiency(plan) -> sympy.Expr:
     Sum over :func:`llmplan.formulas.flops.gemm_shapes` of each GEMM's forward pass (twice
     with full recomputation, and for the GEMMs selective recomputation repeats:
     :func:`recomputed_gemms`), its input-gradient pass and, for a trained weight, its
-    weight-gradient pass: ``Σ F / (F_peak · Σ gemm_seconds)``.
+    weight-gradient pass: ``Σ F / (F_peak · Σ gemm_seconds)``. Under FP8 compute the GEMMs
+    FP8 recipes keep in BF16 (:data:`FP8_EXCLUDED_GEMMS`: the output head and the MoE router)
+    run at the BF16 peak and ``η_gemm16``, so η_shape is then the FP8-equivalent rate of the
+    mix.
     """
     par, model = plan.parallelism, plan.model
     moe = model.moe if model.is_moe else None
@@ -186,6 +190,7 @@ def gemm_efficiency(plan) -> sympy.Expr:
         recomputed_gemms(plan),
         plan.method.adapter is None,
         par.pp_schedule == "dualpipe",
+        plan.precision.dtype("compute") == "fp8",
     )
     eta = _GEMM_EFFICIENCY_CACHE.get(key)
     if eta is None:
@@ -212,13 +217,16 @@ def _gemm_efficiency(plan) -> sympy.Expr:
     par = plan.parallelism
     again = recomputed_gemms(plan)  # selective recomputation's GEMMs run their forward twice
     trained = plan.method.adapter is None
+    fp8 = plan.precision.dtype("compute") == "fp8"
     flops_sum, seconds_sum = sympy.Integer(0), sympy.Integer(0)
     for g in gemm_shapes(plan.model, flash=par.flash_attention):
         fwd_passes = 2 if par.recompute == "full" or g.name in again else 1
+        # FP8 recipes keep the output head and the router in BF16
+        rate = dict(peak=F_peak16, efficiency=eta_gemm16) if fp8 and g.name in FP8_EXCLUDED_GEMMS else {}
         for i, (M, Nn, K) in enumerate(g.passes(weight_grad=trained)):
             times = fwd_passes if i == 0 else 1
             flops_sum += times * g.per_micro_batch * 2 * M * Nn * K * g.count
-            seconds_sum += times * g.per_micro_batch * gemm_seconds(M, Nn, K, g.count)
+            seconds_sum += times * g.per_micro_batch * gemm_seconds(M, Nn, K, g.count, **rate)
     eta = flops_sum / (F_peak * seconds_sum)
     if par.pp_schedule == "dualpipe":
         # the GEMMs' tiles are spread over the SMs communication leaves them
@@ -231,9 +239,11 @@ def _gemm_efficiency(plan) -> sympy.Expr:
     return eta
 
 
-#: GEMMs an FP8 recipe keeps in BF16: the MoE router and the output head (DeepSeek-V3
-#: report §3.3.1: embedding, output head, MoE gating, normalisation and attention stay in
-#: higher precision; Megatron-LM's output layer is not a Transformer Engine module).
+#: GEMMs an FP8 recipe keeps in BF16 — not cast, and timed at the BF16 peak and ``η_gemm16``:
+#: the MoE router and the output head (DeepSeek-V3 report §3.3.1: embedding, output head, MoE
+#: gating, normalisation and attention stay in higher precision; Megatron-LM's output layer is
+#: not a Transformer Engine module; OLMo-core's ``Transformer.apply_fp8`` ignores
+#: ``lm_head.w_out``; llm-foundry's tied head is a plain ``F.linear``).
 FP8_EXCLUDED_GEMMS = frozenset({"router", "lm_head"})
 
 FP8_CAST = (
