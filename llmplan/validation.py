@@ -137,6 +137,16 @@ METRICS: dict[str, Metric] = {
             lambda v: f"{100 * v:.1f} %",
         ),
         Metric(
+            "mfu",
+            "MFU",
+            "1",
+            "model FLOPs utilisation: model FLOPs (recomputation not counted) ÷ (time × GPUs × dense peak), "
+            "PaLM's definition, which Korthikanti et al. 2022 use; llmplan: time.mfu",
+            True,
+            lambda est, plan: _f(est, "time.mfu"),
+            lambda v: f"{100 * v:.1f} %",
+        ),
+        Metric(
             "tokens_per_sec_per_gpu",
             "tokens/s per GPU",
             "tokens/s",
@@ -313,6 +323,14 @@ THROUGHPUT_TOKENS = 300e9
 #: default, OPT). Both are facts of those codebases, not fitted.
 PRE_FLASH = dict(flash_attention=False)
 
+#: Sequence parallelism (Korthikanti et al. 2022, arXiv 2205.05198, May 2022) came after
+#: Megatron-LM's 2021 paper, BigScience's Megatron-DeepSpeed fork (BLOOM's training script
+#: has no --sequence-parallel) and metaseq's OPT-175B run (Oct 2021 – Jan 2022): with tensor
+#: parallelism, those runs kept the LayerNorm and dropout regions (and the checkpointed layer
+#: inputs) whole on every tensor-parallel rank. llmplan's default with tp > 1 is sequence
+#: parallelism, so these runs say so.
+PRE_SP = dict(sequence_parallel=False)
+
 
 def _with_dropout(model):
     return attrs.evolve(model, dropout=True)
@@ -337,6 +355,7 @@ def _megatron_parallelism(tp: int, pp: int, layers: int, *, zero: int = 0, micro
         pp_schedule="interleaved" if pp > 1 else "1f1b",
         virtual_stages=_smallest_interleaving(layers, pp) if pp > 1 else None,
         **PRE_FLASH,
+        **(PRE_SP if tp > 1 else {}),
     )
 
 
@@ -379,6 +398,8 @@ def _megatron_table1() -> list[Run]:
                     "interleaved schedule where pp > 1, with the fewest chunks per GPU (≥ 2) that split a stage evenly, as "
                     "Megatron-LM requires (the chunk count is not given)",
                     "full recomputation, as the paper's eq. (3) counts (4 passes)",
+                    "no sequence parallelism (published in 2022, after this paper): every tensor-parallel rank holds "
+                    "and normalises the whole hidden state",
                     "fp16 mixed precision (the paper says 'mixed precision'; A100 fp16 and bf16 peaks are equal)",
                     "A100 80GB SXM on DGX A100 nodes: 8 GPUs on NVLink 3, HDR InfiniBand (catalog defaults)",
                 ),
@@ -453,7 +474,8 @@ def _megatron_table2() -> list[Run]:
             assumptions = (
                 (f"model-parallel size {tp * pp} split as tp = {tp} (one DGX node) × pp = {pp}, as in Table 1 "
                 "(Table 2 gives only the product)"),
-                "interleaved schedule with the fewest chunks per GPU (≥ 2) that split a stage evenly; full recomputation",
+                "interleaved schedule with the fewest chunks per GPU (≥ 2) that split a stage evenly; full recomputation; "
+                "no sequence parallelism (published in 2022, after this paper)",
                 "fp16 mixed precision; A100 80GB SXM, NVLink 3 + HDR InfiniBand",
             )
             layout = "partly assumed"
@@ -474,6 +496,56 @@ def _megatron_table2() -> list[Run]:
                 layout=layout,
                 assumptions=assumptions,
                 source=f"{NARAYANAN}, Table 2" + (" (benchmarks/published_extra.toml)" if extra else ""),
+            )
+        )
+    return out
+
+
+KORTHIKANTI = ("Korthikanti et al. 2022, 'Reducing Activation Recomputation in Large Transformer Models' "
+               "(arXiv 2205.05198; MLSys 2023), abstract")
+
+
+def _korthikanti() -> list[Run]:
+    """The 530B model on 2,240 A100 with full recomputation and with sequence parallelism plus
+    selective recomputation: the two MFUs of Korthikanti et al. 2022's abstract."""
+    out = []
+    model = _with_dropout(catalog.model("megatron-gpt-529.6b"))
+    for rid, key, label, sp, recompute, mfu in (
+        ("korthikanti-530b-full-recompute", "korthikanti_530b_full_recompute", "full recomputation", False, "full", 0.421),
+        ("korthikanti-530b-selective-sp", "korthikanti_530b_selective_sp", "sequence parallelism + selective recomputation",
+         True, "selective", 0.542),
+    ):
+        t = f"extra:runs.{key}"
+        par = attrs.evolve(_megatron_parallelism(8, 35, model.layers), sequence_parallel=sp, recompute=recompute)
+        out.append(
+            Run(
+                id=rid,
+                label=f"Megatron 530B 2240 GPUs, {label} (Korthikanti 2022)",
+                group="korthikanti-2022",
+                plan=Plan(
+                    name=f"Korthikanti et al. 2022: 530B, {label}",
+                    model=model,
+                    method=Method(kind="pretrain", tokens=THROUGHPUT_TOKENS, seq_len=2048, global_batch=2240),
+                    precision=Precision(preset="bf16-mixed"),
+                    cluster=Cluster(gpu=catalog.gpu(A100), gpus=2240),
+                    parallelism=par,
+                ),
+                refs=(
+                    Ref("gpus", 2240, f"{t}.gpus"),
+                    Ref("mfu", mfu, f"{t}.mfu"),
+                ),
+                layout="partly assumed",
+                assumptions=(
+                    "published (the abstract): a 530B GPT-3-style model on 2,240 A100 GPUs, MFU 42.1 % with "
+                    "recomputation and 54.2 % with sequence parallelism and selective recomputation",
+                    ("not published there, taken from Megatron-LM's Table 2 row of the same model and GPU count "
+                    "(Narayanan et al. 2021): 105 layers, h = 20,480, 128 heads, sequence 2,048, tensor parallelism 8 × "
+                    "pipeline 35 × data 8, global batch 2,240, micro-batch 1, the interleaved schedule with 3 chunks "
+                    "per GPU, dropout 0.1, no FlashAttention; A100 80GB with NVLink 3 and HDR InfiniBand"),
+                    ("the baseline without sequence parallelism (the paper's subject is adding it); selective "
+                    "recomputation = the attention core only (the paper's definition)"),
+                ),
+                source=f"{KORTHIKANTI} (benchmarks/published_extra.toml)",
             )
         )
     return out
@@ -841,9 +913,14 @@ def _production() -> list[Run]:
                 name="BLOOM-176B pre-training",
                 model=bloom,
                 method=Method(kind="pretrain", tokens=366e9, seq_len=2048, global_batch=2048),
-                precision=Precision(preset="bf16-mixed"),
+                # DeepSpeed's BF16_Optimizer (ZeRO stage 0 in the script, its own stage-1 sharding) keeps a
+                # flat fp32 gradient accumulator and all-reduces it
+                precision=Precision(preset="bf16-mixed", grads="fp32"),
                 cluster=Cluster(gpu=catalog.gpu(A100), gpus=384, inter_node=OMNI_PATH_100, nics_per_node=4),
-                parallelism=Parallelism(tp=4, pp=12, zero=1, micro_batch=2, recompute="full", pp_schedule="1f1b", **PRE_FLASH),
+                parallelism=Parallelism(
+                    tp=4, pp=12, zero=1, micro_batch=2, recompute="full", pp_schedule="1f1b",
+                    first_stage_layers=5, last_stage_layers=5, **PRE_FLASH, **PRE_SP,
+                ),
             ),
             refs=(
                 Ref("gpus", 384, f"{t}.gpu_count"),
@@ -867,6 +944,12 @@ def _production() -> list[Run]:
             assumptions=(
                 ("micro-batch 2, full activation checkpointing, vocabulary padded to 250,880: from the training script "
                 "bigscience-workshop/bigscience train/tr11-176B-ml/tr11-176B-ml.slurm (not in published.toml)"),
+                ("the script's --pp-partition-method 'type:transformer|embedding' counts the input embedding and the "
+                "tied output embedding as one layer each: 72 units on 12 stages, so 5 transformer layers on the "
+                "first and the last stage and 6 on the others (first_stage_layers = last_stage_layers = 5)"),
+                ("no sequence parallelism (the script has no --sequence-parallel; the fork predates it); "
+                "DeepSpeed's BF16_Optimizer (the script's ZeRO stage 0: 'it implements its own zero stage 1 "
+                "equivalent') keeps fp32 gradients and all-reduces them (grads = \"fp32\")"),
                 "global batch 2048 sequences throughout (the script ramps it up from 192 over the first ~20B tokens)",
                 "DeepSpeed's pipeline engine taken as 1F1B (not interleaved)",
                 ("A100 80GB SXM with NVLink 3 inside a node; between nodes 4 × 100 Gb/s Omni-Path per node (BLOOM paper "
@@ -907,7 +990,7 @@ def _production() -> list[Run]:
                 method=Method(kind="pretrain", tokens=180e9, seq_len=2048, global_batch=992),
                 precision=Precision(preset="fp16-mixed"),
                 cluster=Cluster(gpu=catalog.gpu(A100), gpus=992),
-                parallelism=Parallelism(tp=8, pp=1, zero=3, micro_batch=8, recompute="full", **PRE_FLASH),
+                parallelism=Parallelism(tp=8, pp=1, zero=3, micro_batch=8, recompute="full", **PRE_FLASH, **PRE_SP),
             ),
             refs=(
                 Ref("gpus", 992, f"{t}.gpu_count"),
@@ -928,7 +1011,8 @@ def _production() -> list[Run]:
             layout="partly assumed",
             assumptions=(
                 ("tp = 8 inside a node (the TP degree is not in published.toml; metaseq trained OPT-175B with "
-                "model-parallel size 8), FSDP full sharding = ZeRO-3 over the 124 data-parallel replicas"),
+                "model-parallel size 8), FSDP full sharding = ZeRO-3 over the 124 data-parallel replicas; no "
+                "sequence parallelism (the run ended before it was published)"),
                 ("full activation checkpointing and a FLOP count with recomputation (how OPT counted its 147 TFLOP/s "
                 "is not stated; without recomputation the published figure would correspond to 3/4 of ours)"),
                 ("fp16 mixed precision (published); micro-batch 8 = each replica's whole share of the batch, no "
@@ -1640,7 +1724,8 @@ NOT_VALIDATED: dict[str, str] = {
 
 @lru_cache(maxsize=1)
 def _runs() -> tuple[Run, ...]:
-    return tuple(_megatron_table1() + _megatron_table2() + _production() + _llama3_405b() + _llm_foundry() + _olmo_core())
+    return tuple(_megatron_table1() + _megatron_table2() + _korthikanti() + _production() + _llama3_405b() + _llm_foundry()
+                 + _olmo_core())
 
 
 def runs(ids: Iterable[str] | None = None) -> list[Run]:

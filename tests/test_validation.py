@@ -55,7 +55,7 @@ def _lookup(data: dict, dotted: str):
 def test_run_ids_are_unique_and_groups_known():
     assert len(IDS) == len(set(IDS))
     assert {r.group for r in RUNS} == {"megatron-table1", "megatron-table2", "production", "llama3-405b-table4",
-                                       "olmo-core-h100-bf16", "olmo-core-h100-fp8"} | set(LLM_FOUNDRY_ROWS)
+                                       "olmo-core-h100-bf16", "olmo-core-h100-fp8", "korthikanti-2022"} | set(LLM_FOUNDRY_ROWS)
     assert len([r for r in RUNS if r.group == "megatron-table1"]) == 10
 
 
@@ -267,6 +267,21 @@ def test_every_published_run_is_validated_or_says_why_not(published):
         entry = published["runs"][key]
         tpu = str(entry.get("gpu_type", "")).upper().startswith("TPU") or "TPU" in entry.get("source", "")
         assert tpu or not timed & set(entry) or key == "mpt_30b", key
+
+
+def test_pre_sequence_parallel_runs_are_described_without_it():
+    """Megatron-LM 2021, BLOOM and OPT predate sequence parallelism (Korthikanti et al. 2022)."""
+    old = [r for r in RUNS if r.group in ("megatron-table1", "megatron-table2") or r.id in ("bloom-176b", "opt-175b")]
+    assert all(not r.plan.parallelism.sp for r in old if r.plan.parallelism.tp > 1)
+    bloom = next(r for r in RUNS if r.id == "bloom-176b").plan.parallelism
+    # tr11-176B-ml.slurm: 70 layers + 2 embeddings counted as layers = 72 units, 6 per stage on 12 stages
+    assert bloom.stage_layers(70) == (5,) + (6,) * 10 + (5,)
+
+
+def test_korthikanti_pair_differs_only_in_recomputation_and_sequence_parallelism():
+    full, sel = (next(r for r in RUNS if r.id == f"korthikanti-530b-{k}") for k in ("full-recompute", "selective-sp"))
+    assert attrs.evolve(full.plan.parallelism, sequence_parallel=True, recompute="selective") == sel.plan.parallelism
+    assert full.plan.model == sel.plan.model and full.plan.cluster == sel.plan.cluster
 
 
 def test_docs_list_every_run_left_out_with_its_reason():
