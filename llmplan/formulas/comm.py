@@ -277,10 +277,18 @@ def define(q: Definitions) -> None:
     T_tp = q.define("communication.tp_seconds", "T_tp", tp_time, "s", "tensor-parallel collectives per step", SRC)
     q.define("communication.tp_bytes", "C_tp", tp_bytes, "B", "bytes a GPU sends for TP per step", SRC)
     # --- pipeline parallel: activations forward, gradients backward -------------------------
-    p2p = act / (t if par.sp else 1)
+    # each tensor-parallel rank sends 1/t of the boundary tensor: with sequence parallelism it
+    # holds only that; without it Megatron-LM scatters the (replicated) tensor over the t
+    # ranks' links and all-gathers it over the TP group on the receiving stage (Narayanan et
+    # al. 2021 §4.1, "scatter/gather communication optimization"; Megatron-LM's default,
+    # --no-scatter-gather-tensors-in-pipeline turns it off). Other frameworks send it whole.
+    scatter = par.sp or par.framework == "megatron"
+    p2p = act / t if scatter else act
+    regather = 0 if par.sp or not scatter else _gather_seconds(t, act, alpha_tp, W_tp)
+    regather_bytes = 0 if par.sp or not scatter else (t - 1) / t * act
     pp_msgs = 2 * m * v
-    pp_bytes = sympy.Piecewise((0, sympy.Eq(p, 1)), (pp_msgs * p2p, True))
-    pp_time = sympy.Piecewise((0, sympy.Eq(p, 1)), (pp_msgs * (alpha_pp + p2p / W_pp), True))
+    pp_bytes = sympy.Piecewise((0, sympy.Eq(p, 1)), (pp_msgs * (p2p + regather_bytes), True))
+    pp_time = sympy.Piecewise((0, sympy.Eq(p, 1)), (pp_msgs * (alpha_pp + p2p / W_pp + regather), True))
     T_pp = q.define("communication.pp_seconds", "T_pp", pp_time, "s", "pipeline sends per step (first stage)", SRC)
     # --- expert parallel: dispatch + combine, forward and backward --------------------------
     if model.is_moe:
