@@ -1031,28 +1031,6 @@ def _production() -> list[Run]:
     return out
 
 
-#: MosaicML's production MPT-7B (HF ``mosaicml/mpt-7b``): ALiBi instead of a position table,
-#: no biases anywhere (``no_bias``, LayerNorms included), the GPT-NeoX tokenizer padded to 50,432.
-MPT_7B = Dense(
-    name="MPT-7B",
-    layers=32,
-    hidden=4096,
-    heads=32,
-    ffn=4 * 4096,
-    vocab=50432,
-    mlp="gelu",
-    norm="layernorm-nobias",
-    attention_bias="none",
-    mlp_bias=False,
-    position="none",
-    max_positions=2048,
-    tied_embeddings=True,
-    hf_model_type="mpt",
-    source="HF mosaicml/mpt-7b config.json and model card (d_model 4096, n_heads 32, n_layers 32, expansion_ratio 4, "
-    "vocab_size 50432, max_seq_len 2048, no_bias true, alibi true, tied LM head)",
-)
-
-
 def _mpt_7b() -> Run:
     """MPT-7B pre-training (MosaicML 2023): 440 A100-40GB, FSDP, 1T tokens in about 9.5 days."""
     t = "runs.mpt_7b"
@@ -1067,7 +1045,7 @@ def _mpt_7b() -> Run:
         group="production",
         plan=Plan(
             name="MPT-7B pre-training",
-            model=MPT_7B,
+            model=catalog.model("mpt-7b"),
             method=Method(kind="pretrain", tokens=tokens, seq_len=2048, global_batch=batch),
             precision=Precision(preset="bf16-mixed", optimizer="lion"),
             cluster=Cluster(gpu=catalog.gpu("a100-40gb-sxm"), gpus=gpus, inter_node=ROCE_200),

@@ -31,7 +31,7 @@ MEGATRON = ["1.7b", "3.6b", "7.5b", "18.4b", "39.1b", "76.1b", "145.6b", "310.1b
 REQUIRED_MODELS = [
     "llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b",
     "mixtral-8x7b", "mixtral-8x22b", "dbrx", "deepseek-v3", "qwen3-8b", "qwen3-30b-a3b",
-    "qwen3-235b-a22b", "gpt3-175b", "chinchilla-70b",
+    "qwen3-235b-a22b", "gpt3-175b", "chinchilla-70b", "mpt-7b",
 ] + [f"megatron-gpt-{size}" for size in MEGATRON]
 
 
