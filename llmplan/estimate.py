@@ -191,7 +191,7 @@ def _structure_key(plan: Plan) -> tuple:
         par.pp_schedule,
         par.offload,
         # framework = "hf": activations_per_layer(hf=True), whose terms also follow hf_model_type
-        (par.framework, m.hf_model_type if par.framework == "hf" else None),
+        (par.framework, (m.hf_model_type, m.hf_activation) if par.framework == "hf" else None),
         par.pp == 1,
         par.cp > 1,
         plan.efficiency.mfu is not None,

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PlanError, Problem, did_you_mean
-from .model import MLA, Dense, Experts, Model, MoE
+from .model import HF_COMPOSITE_ACTIVATIONS, MLA, Dense, Experts, Model, MoE
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "from_hf_config", "to_hf_config"]
 
@@ -102,6 +102,7 @@ class _Reader:
         self.prefix = prefix
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
+        self.activation: str | None = None  # the MLP's activation function, as read
 
     def sub(self, key: str) -> "_Reader":
         """A reader over the nested dict ``key`` (DBRX ``attn_config``); shares the logs."""
@@ -114,6 +115,7 @@ class _Reader:
         child = _Reader(value, self.model_type, prefix=f"{self.prefix}{key}.")
         child.problems = self.problems
         child.warnings = self.warnings
+        child.root = getattr(self, "root", self)
         return child
 
     def _path(self, key: str) -> str:
@@ -191,7 +193,9 @@ def _activation(r: _Reader, key: str, default: str) -> str:
     if act is None:
         r.warnings.append(f"{r.prefix}{key} not given: assumed {default!r}")
         act = default
-    return str(act).lower()
+    act = str(act).lower()
+    getattr(r, "root", r).activation = act
+    return act
 
 
 def _gated_mlp(r: _Reader, key: str = "hidden_act", default: str = "silu") -> str:
@@ -607,6 +611,8 @@ def from_hf_config(
     _quantization(r)
     if r.problems:
         raise PlanError(r.problems, None if origin == "<mapping>" else origin)
+    if r.activation in HF_COMPOSITE_ACTIVATIONS:  # saves more for the backward pass than a native kernel
+        fields["hf_activation"] = r.activation
     fields = {k: v for k, v in fields.items() if v is not None}  # None = the Model default
     display = name or str(cfg.get("_name_or_path") or "")
     common = dict(
@@ -684,6 +690,7 @@ def to_hf_config(model: Model) -> dict[str, Any]:
         want(model.gated, f"mlp {model.mlp!r}")
 
     d: dict[str, Any] = {"model_type": mt}
+    want(model.hf_activation is None or mt != "mpt", f"hf_activation {model.hf_activation!r} (MptMLP's GELU is fixed)")
     if mt == "gpt2":
         want(model.attention_bias == "all" and model.mlp_bias, "bias-free projections")
         want(model.kv_heads in (None, model.heads), "grouped-query attention")
@@ -691,7 +698,7 @@ def to_hf_config(model: Model) -> dict[str, Any]:
         d.update(
             n_layer=model.layers, n_embd=model.hidden, n_head=model.heads, n_inner=model.ffn,
             vocab_size=model.vocab, n_positions=model.max_positions,
-            activation_function="relu" if model.mlp == "relu" else "gelu_new",
+            activation_function=model.hf_activation or ("relu" if model.mlp == "relu" else "gelu"),
             tie_word_embeddings=model.tied_embeddings,
         )
         _unsupported(model, mt, bad)
@@ -723,7 +730,7 @@ def to_hf_config(model: Model) -> dict[str, Any]:
                 "ffn_hidden_size": model.ffn,
                 "moe_num_experts": moe.experts if moe else 1,
                 "moe_top_k": moe.top_k if moe else 1,
-                "ffn_act_fn": {"name": "silu" if model.mlp == "swiglu" else "gelu"},
+                "ffn_act_fn": {"name": model.hf_activation or ("silu" if model.mlp == "swiglu" else "gelu")},
             },
             tie_word_embeddings=False,
         )
@@ -746,11 +753,11 @@ def to_hf_config(model: Model) -> dict[str, Any]:
         want(model.mlp_bias, "a bias-free MLP")
         want(model.attention_bias in ("all", "none"), f"attention_bias {model.attention_bias!r}")
         d.update(attention_bias=model.attention_bias == "all",
-                 hidden_act="relu" if model.mlp == "relu" else "gelu")
+                 hidden_act=model.hf_activation or ("relu" if model.mlp == "relu" else "gelu"))
         _unsupported(model, mt, bad)
         return d
 
-    d["hidden_act"] = "gelu_pytorch_tanh" if model.mlp == "geglu" else "silu"
+    d["hidden_act"] = model.hf_activation or ("gelu_pytorch_tanh" if model.mlp == "geglu" else "silu")
     if model.mla is None:
         d["num_key_value_heads"] = model.n_kv_heads
         if model.head_dim is not None or mt == "qwen3":  # Qwen3Config's head_dim default is 128

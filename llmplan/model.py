@@ -28,6 +28,31 @@ QK_NORMS = ("none", "head", "full")
 ATTENTION_BIASES = ("none", "qkv", "all")
 POSITIONS = ("rope", "learned", "none")
 
+#: transformers' Python-composite activation functions (``ACT2FN`` names) and how many more
+#: MLP-width tensors their autograd graph saves for the backward pass than the native
+#: kernel (``nn.GELU``, ``nn.SiLU``: only its input). Derived from each function's
+#: expression (transformers 5 ``activations.py``; a product of two tensors saves both
+#: factors, a product with a constant saves nothing) and measured by
+#: ``tests/oracle/test_oracle_activations.py``:
+#:
+#: * ``gelu_new``, ``gelu_accurate``, ``gelu_python_tanh``: ``0.5·x·(1 + tanh(c·(x + 0.044715·x³)))``
+#:   — ``tanh``'s output, and ``0.5·x`` and ``1 + tanh(…)`` for the last product: 3;
+#: * ``gelu_fast``: ``0.5·x·(1 + tanh(x·c·(1 + 0.044715·x·x)))`` — also ``0.044715·x`` and both
+#:   factors ``x·c`` and ``1 + 0.044715·x·x``: 6;
+#: * ``gelu_python``: ``x·0.5·(1 + erf(x/√2))`` — ``x/√2``, ``0.5·x``, ``1 + erf(…)``, but not
+#:   ``x`` itself: 2;
+#: * ``quick_gelu``: ``x·sigmoid(1.702·x)`` — the sigmoid's output: 1;
+#: * ``gelu_10``: ``clamp(gelu(x), −10, 10)`` — the clamp's input: 1.
+HF_COMPOSITE_ACTIVATIONS: dict[str, int] = {
+    "gelu_new": 3,
+    "gelu_accurate": 3,
+    "gelu_python_tanh": 3,
+    "gelu_fast": 6,
+    "gelu_python": 2,
+    "quick_gelu": 1,
+    "gelu_10": 1,
+}
+
 
 def _positive_int(obj, name: str, problems: list[Problem], *, allow_zero: bool = False) -> bool:
     """Record a problem unless ``obj.name`` is a positive (or non-negative) integer."""
@@ -217,6 +242,11 @@ class Model(_Checked):
             pre-training uses none.
         mla: multi-head latent attention block, or ``None``.
         hf_model_type: the transformers ``model_type`` whose class this shape mirrors.
+        hf_activation: the transformers activation function when it is a Python
+            composite (``gelu_new`` — GPT-2's default —, ``gelu_fast``, …:
+            :data:`HF_COMPOSITE_ACTIVATIONS`), which saves more tensors for the backward
+            pass than a native kernel (``[parallelism] framework = "hf"`` counts them);
+            ``None``: the native kernel of ``mlp``. Parameters do not depend on it.
         source: where the numbers come from.
     """
 
@@ -240,6 +270,7 @@ class Model(_Checked):
     dropout: bool = False
     mla: MLA | None = None
     hf_model_type: str | None = None
+    hf_activation: str | None = None
     source: str = ""
 
     kind = "model"
@@ -289,6 +320,8 @@ class Model(_Checked):
         _choice(self, "qk_norm", QK_NORMS, p)
         _choice(self, "attention_bias", ATTENTION_BIASES, p)
         _choice(self, "position", POSITIONS, p)
+        if self.hf_activation is not None:
+            _choice(self, "hf_activation", tuple(HF_COMPOSITE_ACTIVATIONS), p)
         if p:
             return p
         if self.mla is None:

@@ -82,6 +82,7 @@ from ..symbols import (
 )
 from . import Definitions, formula
 from . import params as P
+from ..model import HF_COMPOSITE_ACTIVATIONS
 from ..plan import DEFAULT_RECOMPUTE_MODULES
 
 KORTHIKANTI = "Korthikanti et al. 2022 (arXiv 2205.05198) Table 1, eqs. (1)–(6)"
@@ -226,6 +227,11 @@ def activations_per_layer(
       log-sum-exp, ``4·a·sb``;
     * unfused SwiGLU saves ``act(gate)`` as well: ``q_a·sbf`` more per gated MLP
       (and per routed token copy of an expert, per shared expert);
+    * a Python-composite activation (``model.hf_activation``: GPT-2's ``gelu_new``,
+      GPT-NeoX-20B's ``gelu_fast``, …) saves ``n`` more MLP-width tensors,
+      ``n·q_a·sbf`` per MLP (:data:`llmplan.model.HF_COMPOSITE_ACTIVATIONS`: 3 for
+      ``gelu_new``, 6 for ``gelu_fast``); ``nn.ReLU`` saves its output — which the
+      down-projection saves anyway — instead of its input, ``q_a·sbf`` fewer (OPT);
     * MoE layers (transformers' default ``grouped_mm`` experts) also keep each routed
       copy's expert output (``q_a·h``) for the gradient of its routing weight;
       DeepSeek-V3's router multiplies in fp32 and saves an fp32 copy of its input.
@@ -233,8 +239,8 @@ def activations_per_layer(
     These extras follow ``core_attn`` only (transformers has no selective recomputation).
 
     Not modelled (measured and documented by the oracle tests): routing indices and
-    weights (a few bytes per token), rotary ``cos``/``sin`` (shared by all layers),
-    Python-composite activations (``gelu_new``, ``gelu_fast``) and HF's MLA class.
+    weights (a few bytes per token), rotary ``cos``/``sin`` (shared by all layers) and
+    HF's MLA class.
     """
     sbh = s * b * h
     if recompute == "full":
@@ -316,13 +322,17 @@ def _hf_extras(model, *, flash: bool, core_recomputed: bool, moe_layer: bool) ->
                 sharded += 2 * q_a * sb * (a - a_kv) * d  # repeat_kv: K and V with a heads
             if model.hf_model_type != "gpt2":  # softmax(dtype=float32).to(q_a)
                 sharded += sympy.Piecewise((0, sympy.Eq(q_a, 4)), (4 * a * s**2 * b, True))
-    if model.gated:
+    # MLP-width tensors beyond the native count: act(gate) of an unfused gated MLP, a
+    # Python-composite activation's intermediates, ReLU's unsaved input
+    width_extra = (1 if model.gated else 0) + HF_COMPOSITE_ACTIVATIONS.get(model.hf_activation or "", 0) - (
+        1 if model.mlp == "relu" else 0)
+    if width_extra:
         if moe_layer:
-            sharded += k * sb * q_a * f_e * t / t_e  # act(gate) per routed copy
+            sharded += width_extra * k * sb * q_a * f_e * t / t_e  # per routed copy
             if model.moe.shared_experts:
-                sharded += E_s * q_a * sb * f_s
+                sharded += width_extra * E_s * q_a * sb * f_s
         else:
-            sharded += q_a * sb * f
+            sharded += width_extra * q_a * sb * f
     if moe_layer:
         replicated += k * q_a * sb * h  # each routed copy's expert output, for its routing weight's gradient
         if model.hf_model_type == "deepseek_v3":  # F.linear(x.float(), W.float()): an fp32 copy of the router input

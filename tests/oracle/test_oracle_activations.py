@@ -85,6 +85,7 @@ from llmplan import symbols as S  # noqa: E402
 from llmplan.bindings import evaluate, model_values  # noqa: E402
 from llmplan.formulas.memory import activations_per_layer  # noqa: E402
 from llmplan.hf import from_hf_config  # noqa: E402
+from llmplan.model import HF_COMPOSITE_ACTIVATIONS  # noqa: E402
 
 pytestmark = pytest.mark.oracle
 
@@ -272,6 +273,82 @@ def test_gpt2_saves_korthikanti_eq1(dtype):
     expected = korthikanti + (q_a - 1) * masks + ln_stats
     assert expected == predicted(model, dtype, layer=0, flash=False) + (q_a - 1) * masks - 2 * 2 * sb * (4 - q_a)
     assert saved.per_layer == [expected] * model.layers
+
+
+# --- activation functions: Python composites and ReLU -------------------------------------------
+
+
+ACT_NAMES = sorted(HF_COMPOSITE_ACTIVATIONS) + ["gelu", "gelu_pytorch_tanh", "silu", "relu"]
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp32"])
+@pytest.mark.parametrize("name", ACT_NAMES)
+def test_activation_functions_save_what_the_table_says(name, dtype):
+    """Each ``ACT2FN`` activation on a non-leaf input (an up-projection's output): the MLP-width
+    tensors its graph saves beyond the native count (input saved, output left to the
+    down-projection, which saves it anyway) equal HF_COMPOSITE_ACTIVATIONS (native: 0;
+    ReLU saves its output instead of its input: -1, as the HF formula counts for mlp = "relu")."""
+    from transformers.activations import ACT2FN
+
+    x = torch.randn(4, 64, dtype=DTYPES[dtype], requires_grad=True)
+    y0 = x * 1.0
+    saved: dict[int, int] = {}
+
+    def pack(t):
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = ACT2FN[name](y0)
+    size = y0.untyped_storage().nbytes()
+    inp, out = y0.untyped_storage().data_ptr(), y.untyped_storage().data_ptr()
+    others = sum(n for ptr, n in saved.items() if ptr not in (inp, out, x.untyped_storage().data_ptr()))
+    assert others % size == 0
+    net = others // size + (1 if inp in saved else 0) - 1
+    expected = HF_COMPOSITE_ACTIVATIONS.get(name, -1 if name == "relu" else 0)
+    assert net == expected
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp32"])
+def test_gpt2_published_gelu_new_keeps_three_more_mlp_tensors(dtype):
+    """GPT-2's published ``gelu_new`` against the native GELU, same model, eager: 3·q_a·sb·f more
+    per layer measured (tanh's output, 0.5·x and 1 + tanh(…)), and llmplan's HF count moves by the same."""
+    q_a, f = DTYPES[dtype].itemsize, 4 * 128
+    measured = {}
+    for act in ("gelu", "gelu_new"):
+        cfg = dict(O.small_config("gpt2", VOCAB), activation_function=act)
+        model, _ = from_hf_config(cfg)
+        torch.manual_seed(0)
+        hf = AutoModelForCausalLM.from_config(O.hf_config(cfg), attn_implementation="eager", dtype=DTYPES[dtype]).train()
+        measured[act] = (model, measure(hf, ids()).per_layer)
+    (native, got_native), (composite, got_composite) = measured["gelu"], measured["gelu_new"]
+    assert composite.hf_activation == "gelu_new" and native.hf_activation is None
+    assert [a - b for a, b in zip(got_composite, got_native)] == [3 * q_a * B * SEQ * f] * composite.layers
+    moved = predicted(composite, dtype, layer=0, flash=False) - predicted(native, dtype, layer=0, flash=False)
+    assert moved == 3 * q_a * B * SEQ * f
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+@pytest.mark.parametrize("dtype", ["bf16", "fp32"])
+def test_gpt_neox_published_gelu_fast_and_parallel_residual(dtype, attn):
+    """GPT-NeoX-20B's published config (``gelu_fast``, parallel residual, partial rotary).
+
+    The HF formula counts its ``gelu_fast`` (6 more MLP-width tensors). Two things it does not
+    model, measured here: the parallel residual feeds both LayerNorms the layer input, so one
+    norm input fewer is saved (``q_a·sbh``); under SDPA the attention output is copied once
+    more for the dense projection (its layout follows the fused QKV view), ``q_a·sbh`` more.
+    And CPU LayerNorm keeps its statistics in the input dtype (CUDA, counted: fp32).
+    """
+    model, hf = build("gpt_neox", dtype, attn)
+    assert model.hf_activation == "gelu_fast"
+    saved = measure(hf, ids())
+    q_a, sb = DTYPES[dtype].itemsize, B * SEQ
+    parallel_residual = -q_a * sb * model.hidden
+    sdpa_copy = q_a * sb * model.hidden if attn == "sdpa" else 0
+    cpu_ln = -2 * 2 * sb * (4 - q_a)
+    expected = predicted(model, dtype, layer=0, flash=attn == "sdpa") + parallel_residual + sdpa_copy + cpu_ln
+    assert saved.per_layer == [expected] * model.layers
+    assert abs(saved.per_layer[0] / predicted(model, dtype, layer=0, flash=attn == "sdpa") - 1) < 0.05  # the issue's 5 %
 
 
 # --- MPT: ALiBi, bias-free LayerNorm, GELU, eager attention only ---------------------------------
