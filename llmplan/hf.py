@@ -510,8 +510,9 @@ def _dbrx(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
 
 
 def _mpt(r: _Reader) -> dict[str, Any]:
-    """MPT (MosaicML; transformers' ``MptForCausalLM``): fused ``Wqkv``, GELU MLP of
-    ``expansion_ratio``·``d_model``, bias-free LayerNorms, ALiBi, tied head by default."""
+    """MPT (MosaicML; transformers' ``MptForCausalLM``): fused ``Wqkv``, a GELU MLP of
+    4·``d_model`` (transformers ignores ``expansion_ratio``), bias-free LayerNorms, ALiBi,
+    tied head by default."""
     attn = r.sub("attn_config")
     hidden = r.req("d_model", "hidden_size")
     ratio = r.cfg.get("expansion_ratio", 4)
