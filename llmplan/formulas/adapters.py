@@ -6,16 +6,17 @@ targeted linear layer — what PEFT's ``LoraConfig`` creates for ``target_module
 (``"all-linear"`` = every linear layer of the blocks, the MoE router included, the LM
 head excluded).
 
-Measured against PEFT 0.21 on transformers 5.25 (``tests/oracle/test_oracle_optimizer.py``):
+Measured against PEFT 0.21 and 0.22 on transformers 5.25 (``tests/oracle/test_oracle_optimizer.py``):
 exact for dense models, GPT-2 / GPT-NeoX / DBRX / MPT included (their fused ``c_attn`` /
 ``query_key_value`` / ``Wqkv`` is one linear layer, ``r·(h + (a + 2·a_kv)·d)``, under the
 class's own module names), and for named attention targets of MoE models. For MoE
 models with fused expert tensors (Mixtral, Qwen3-MoE, DeepSeek-V3 in transformers 5)
 PEFT's ``"all-linear"`` differs from this per-matrix count, and the differences are
 PEFT's, version-dependent, so not copied here: it adapts the fused ``gate_up_proj`` with
-rank ``2r`` (``2r·(h + 2f_e)`` per expert, not ``2r·(h + f_e)``), and skips dense MLP
-layers and shared experts of Qwen3-MoE / DeepSeek-V3 (its v4→v5 name mapping turns
-``gate_proj``/``up_proj``/``down_proj`` into expert parameters only). DBRX's experts are
+rank ``2r`` (``2r·(h + 2f_e)`` per expert, not ``2r·(h + f_e)``); PEFT 0.21 also skips the
+dense MLP layers and shared experts of Qwen3-MoE / DeepSeek-V3 (its v4→v5 name mapping
+turns ``gate_proj``/``up_proj``/``down_proj`` into expert parameters only), PEFT 0.22 adapts
+them as llmplan counts. DBRX's experts are
 parameters, not linear layers: no LoRA target reaches them.
 
 QLoRA (Dettmers et al. 2023, §3): NF4 base weights (4 bits) with one fp32
