@@ -169,6 +169,7 @@ def _structure_key(plan: Plan) -> tuple:
         m.position,
         m.tied_embeddings,
         m.dropout,
+        m.parallel_residual,
         m.mtp_layers > 0,
         None if m.mla is None else m.mla.q_lora_rank is None,
         None if moe is None else (moe.shared_experts > 0, moe.router_bias, moe.shared_expert_gate),

@@ -465,6 +465,7 @@ def _gpt2(r: _Reader) -> dict[str, Any]:
 def _gpt_neox(r: _Reader) -> dict[str, Any]:
     r.ignored("num_key_value_heads", "GPT-NeoX fuses Q, K and V for every head (multi-head)")
     bias = r.flag("attention_bias", True, "GPTNeoXConfig default")
+    parallel = r.flag("use_parallel_residual", True, "GPTNeoXConfig default")
     return {
         "layers": r.req("num_hidden_layers"),
         "hidden": r.req("hidden_size"),
@@ -477,6 +478,7 @@ def _gpt_neox(r: _Reader) -> dict[str, Any]:
         "norm": "layernorm",
         "attention_bias": "all" if bias else "none",
         "mlp_bias": True,  # GPTNeoXMLP: nn.Linear default bias=True
+        "parallel_residual": parallel,
         "tied_embeddings": _tied(r),
     }
 
@@ -692,6 +694,7 @@ def to_hf_config(model: Model) -> dict[str, Any]:
 
     d: dict[str, Any] = {"model_type": mt}
     want(model.hf_activation is None or mt != "mpt", f"hf_activation {model.hf_activation!r} (MptMLP's GELU is fixed)")
+    want(not model.parallel_residual or mt == "gpt_neox", "a parallel residual")
     if mt == "gpt2":
         want(model.attention_bias == "all" and model.mlp_bias, "bias-free projections")
         want(model.kv_heads in (None, model.heads), "grouped-query attention")
@@ -754,7 +757,8 @@ def to_hf_config(model: Model) -> dict[str, Any]:
         want(model.mlp_bias, "a bias-free MLP")
         want(model.attention_bias in ("all", "none"), f"attention_bias {model.attention_bias!r}")
         d.update(attention_bias=model.attention_bias == "all",
-                 hidden_act=model.hf_activation or ("relu" if model.mlp == "relu" else "gelu"))
+                 hidden_act=model.hf_activation or ("relu" if model.mlp == "relu" else "gelu"),
+                 use_parallel_residual=model.parallel_residual)
         _unsupported(model, mt, bad)
         return d
 

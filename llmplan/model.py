@@ -240,6 +240,11 @@ class Model(_Checked):
         dropout: training applies dropout (GPT-3, Megatron GPT): its masks are
             stored activations (Korthikanti et al. 2022 Table 1). Llama-family
             pre-training uses none.
+        parallel_residual: attention and MLP both read the layer input, each through
+            its own norm, and their outputs are added to it together (GPT-J, GPT-NeoX,
+            Pythia: ``use_parallel_residual``); the second norm's input is then the first
+            one's, so a layer stores one norm input fewer. Parameters and FLOPs do not
+            change.
         mla: multi-head latent attention block, or ``None``.
         hf_model_type: the transformers ``model_type`` whose class this shape mirrors.
         hf_activation: the transformers activation function when it is a Python
@@ -268,6 +273,7 @@ class Model(_Checked):
     max_positions: int | None = None
     mtp_layers: int = 0
     dropout: bool = False
+    parallel_residual: bool = False
     mla: MLA | None = None
     hf_model_type: str | None = None
     hf_activation: str | None = None

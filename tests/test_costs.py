@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import pytest
 import sympy
 
@@ -71,6 +72,16 @@ def test_article_16_bytes_per_param():
     plan = make_plan(zero=0)
     p = plan.precision
     assert p.bytes("weights") + p.bytes("grads") + p.bytes("master") + p.optimizer_bytes() == 16
+
+
+def test_parallel_residual_stores_one_norm_input_fewer():
+    # GPT (a·d = h, f = 4h, dropout, no flash), Korthikanti eq. (1) sbh(34 + 5as/h) in 16 bits;
+    # with a parallel residual both LayerNorms read the layer input: the second norm's input,
+    # 2·sbh bytes, is not a tensor of its own: sbh(32 + 5as/h)
+    model = attrs.evolve(gpt(24, 2304, 24), parallel_residual=True)
+    expr = M.activations_per_layer(model, tp_sp=False, flash=False, recompute="none", moe_layer=False)
+    got = sympy.simplify(expr.subs({S.d: S.h / S.a, S.f: 4 * S.h, S.a_kv: S.a, S.q_a: 2, S.t: 1}))
+    assert sympy.simplify(got - S.s * S.b * S.h * (32 + 5 * S.a * S.s / S.h)) == 0
 
 
 def test_lion_keeps_one_moment():

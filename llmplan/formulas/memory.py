@@ -167,7 +167,8 @@ def activations_per_layer(
     ``q_a·sb·a·d``, softmax output ``q_a·a·s²b`` (+ dropout mask ``a·s²b`` and output
     ``q_a·a·s²b``) — no ``s²`` terms with FlashAttention or selective recompute; MLP:
     input ``q_a·sbh`` + ``3·q_a·sbf`` gated (gate, up, product) or ``2·q_a·sbf`` plain;
-    dropout masks ``sbh`` after attention and MLP. For GPT (``a·d = h``, ``f = 4h``,
+    dropout masks ``sbh`` after attention and MLP. With ``model.parallel_residual`` both
+    norms read the layer input: one norm input ``q_a·sbh`` fewer. For GPT (``a·d = h``, ``f = 4h``,
     dropout, no flash) this is ``sbh(34 + 5as/h)`` with ``q_a = 2`` (eq. (1)).
     Tensor parallelism divides the head and MLP-width tensors by ``t``; sequence
     parallelism divides the rest too (eq. (4)). Full recomputation keeps only the
@@ -283,7 +284,9 @@ def activations_per_layer(
     else:
         mlp_sharded = 0 if "mlp" in rec else inner(f, recompute_act=False)
         mlp_replicated = norm_out * ql * sbh
-    replicated = 2 * q_a * sbh + attn_replicated + mlp_replicated
+    # the norms' inputs: the layer input and the residual after attention; with a parallel
+    # residual both norms read the layer input, one stored tensor
+    replicated = (1 if model.parallel_residual else 2) * q_a * sbh + attn_replicated + mlp_replicated
     if model.dropout:
         replicated += 2 * sbh
     scores = sympy.Integer(0)

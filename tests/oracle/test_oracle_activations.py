@@ -333,21 +333,23 @@ def test_gpt2_published_gelu_new_keeps_three_more_mlp_tensors(dtype):
 def test_gpt_neox_published_gelu_fast_and_parallel_residual(dtype, attn):
     """GPT-NeoX-20B's published config (``gelu_fast``, parallel residual, partial rotary).
 
-    The HF formula counts its ``gelu_fast`` (6 more MLP-width tensors). Two things it does not
-    model, measured here: the parallel residual feeds both LayerNorms the layer input, so one
-    norm input fewer is saved (``q_a·sbh``); under SDPA the attention output is copied once
-    more for the dense projection (its layout follows the fused QKV view), ``q_a·sbh`` more.
-    And CPU LayerNorm keeps its statistics in the input dtype (CUDA, counted: fp32).
+    The HF formula counts its ``gelu_fast`` (6 more MLP-width tensors) and its parallel
+    residual (both LayerNorms read the layer input: one norm input fewer). Not modelled,
+    measured here: under SDPA the attention output is copied once more for the dense
+    projection (its layout follows the fused QKV view), ``q_a·sbh``; CPU LayerNorm keeps its
+    statistics in the input dtype (CUDA, counted: fp32).
     """
     model, hf = build("gpt_neox", dtype, attn)
-    assert model.hf_activation == "gelu_fast"
+    assert model.hf_activation == "gelu_fast" and model.parallel_residual
     saved = measure(hf, ids())
     q_a, sb = DTYPES[dtype].itemsize, B * SEQ
-    parallel_residual = -q_a * sb * model.hidden
     sdpa_copy = q_a * sb * model.hidden if attn == "sdpa" else 0
     cpu_ln = -2 * 2 * sb * (4 - q_a)
-    expected = predicted(model, dtype, layer=0, flash=attn == "sdpa") + parallel_residual + sdpa_copy + cpu_ln
+    expected = predicted(model, dtype, layer=0, flash=attn == "sdpa") + sdpa_copy + cpu_ln
     assert saved.per_layer == [expected] * model.layers
+    # the parallel residual by hand: the same model with a sequential residual saves q_a·sbh more
+    sequential = predicted(attrs.evolve(model, parallel_residual=False), dtype, layer=0, flash=attn == "sdpa")
+    assert sequential - predicted(model, dtype, layer=0, flash=attn == "sdpa") == q_a * sb * model.hidden
     assert abs(saved.per_layer[0] / predicted(model, dtype, layer=0, flash=attn == "sdpa") - 1) < 0.05  # the issue's 5 %
 
 
