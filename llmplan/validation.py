@@ -147,6 +147,16 @@ METRICS: dict[str, Metric] = {
             lambda v: f"{100 * v:.1f} %",
         ),
         Metric(
+            "step_seconds",
+            "step time",
+            "s",
+            "end-to-end time of one optimizer step (Korthikanti et al. 2022 Table 5's iteration time); "
+            "llmplan: time.step_seconds",
+            False,
+            lambda est, plan: _f(est, "time.step_seconds"),
+            lambda v: f"{v:,.2f} s",
+        ),
+        Metric(
             "tokens_per_sec_per_gpu",
             "tokens/s per GPU",
             "tokens/s",
@@ -548,6 +558,79 @@ def _korthikanti() -> list[Run]:
                 source=f"{KORTHIKANTI} (benchmarks/published_extra.toml)",
             )
         )
+    return out
+
+
+#: Korthikanti et al. 2022 Table 3 (configurations) and Table 5 (end-to-end iteration time, s):
+#: (key, catalog model or None for the 22B, tp, pp, GPUs, global batch, micro-batch, interleaved
+#: chunks, time with full recomputation, time with sequence parallelism + selective).
+KORTHIKANTI_TABLE5: tuple[tuple[str, str | None, int, int, int, int, int, int, float, float], ...] = (
+    ("22b", None, 8, 1, 8, 4, 4, 1, 1.42, 1.10),
+    ("175b", "gpt3-175b", 8, 8, 64, 64, 1, 3, 18.13, 13.75),
+    ("530b", "megatron-gpt-529.6b", 8, 35, 280, 280, 1, 3, 49.05, 37.83),
+    ("1t", "megatron-gpt-1t", 8, 64, 512, 512, 1, 1, 94.42, 71.49),
+)
+
+
+def _korthikanti_table5() -> list[Run]:
+    """Korthikanti et al. 2022 Table 5: iteration time of four GPT models with full
+    recomputation and with sequence parallelism plus selective recomputation (``extra:``)."""
+    out = []
+    for key, model_id, tp, pp, gpus, batch, mb, v, t_full, t_sel in KORTHIKANTI_TABLE5:
+        if model_id is None:
+            model = Dense(name="Megatron GPT 22B (Korthikanti et al. 2022)", layers=48, hidden=6144, heads=64,
+                          ffn=4 * 6144, vocab=51200, mlp="gelu", norm="layernorm", attention_bias="all",
+                          mlp_bias=True, position="learned", max_positions=2048, tied_embeddings=True,
+                          hf_model_type="gpt2", source="Korthikanti et al. 2022 Table 3: 64 heads, hidden 6144, "
+                          "48 layers; GPT block as Megatron-LM's (ffn 4h, vocabulary 51,200, learned positions)")
+        else:
+            model = catalog.model(model_id)
+        model = attrs.evolve(_with_dropout(model), vocab=51200)  # Megatron-LM's padded GPT-2 vocabulary
+        m = f"extra:runs.korthikanti_t5_{key}"
+        for mode, sp, recompute, seconds in (("full", False, "full", t_full), ("selective-sp", True, "selective", t_sel)):
+            par = Parallelism(tp=tp, pp=pp, micro_batch=mb, recompute=recompute, sequence_parallel=sp,
+                              pp_schedule="interleaved" if v > 1 else "1f1b", virtual_stages=v if v > 1 else None,
+                              **PRE_FLASH)
+            label = "full recomputation" if mode == "full" else "SP + selective recomputation"
+            out.append(
+                Run(
+                    id=f"korthikanti-t5-{key}-{mode}",
+                    label=f"GPT {key.upper()} {gpus} GPUs, {label} (Korthikanti 2022 T5)",
+                    group="korthikanti-2022",
+                    plan=Plan(
+                        name=f"Korthikanti et al. 2022 Table 5: {key.upper()}, {label}",
+                        model=model,
+                        method=Method(kind="pretrain", tokens=THROUGHPUT_TOKENS, seq_len=2048, global_batch=batch),
+                        precision=Precision(preset="fp16-mixed"),
+                        cluster=Cluster(gpu=catalog.gpu(A100), gpus=gpus),
+                        parallelism=par,
+                    ),
+                    refs=(
+                        Ref("gpus", gpus, f"{m}.gpus"),
+                        Ref("tp", tp, f"{m}.tp"),
+                        Ref("pp", pp, f"{m}.pp"),
+                        Ref("global_batch", batch, f"{m}.global_batch"),
+                        Ref("micro_batch", mb, f"{m}.micro_batch"),
+                        Ref("layers", model.layers, f"{m}.layers"),
+                        Ref("hidden", model.hidden, f"{m}.hidden"),
+                        Ref("heads", model.heads, f"{m}.heads"),
+                        Ref("step_seconds", seconds, f"{m}.seconds_{mode.replace('-', '_')}"),
+                    ),
+                    layout="published",
+                    assumptions=(
+                        ("published (Table 3): heads, hidden, layers, tensor × pipeline parallelism, GPUs, global "
+                         "batch, micro-batch (no data parallelism); sequence 2,048"),
+                        (f"interleaved chunks per GPU: {v} (Calculon's transcription of the configuration; "
+                         "the paper's table does not print it)") if v > 1 else
+                        "the non-interleaved 1F1B schedule (Calculon's transcription of the configuration)",
+                        ("full recomputation without sequence parallelism — the paper's baseline" if mode == "full" else
+                         "sequence parallelism and selective recomputation of the attention core — the paper's method"),
+                        ("GPT blocks as Megatron-LM's (GELU, LayerNorm, biases, dropout, learned positions, vocabulary "
+                         "51,200), no FlashAttention, fp16 mixed precision; A100 80GB, NVLink 3 and HDR InfiniBand"),
+                    ),
+                    source=f"{KORTHIKANTI.removesuffix(', abstract')}, Tables 3 and 5 (benchmarks/published_extra.toml)",
+                )
+            )
     return out
 
 
@@ -1702,8 +1785,8 @@ NOT_VALIDATED: dict[str, str] = {
 
 @lru_cache(maxsize=1)
 def _runs() -> tuple[Run, ...]:
-    return tuple(_megatron_table1() + _megatron_table2() + _korthikanti() + _production() + _llama3_405b() + _llm_foundry()
-                 + _olmo_core())
+    return tuple(_megatron_table1() + _megatron_table2() + _korthikanti() + _korthikanti_table5() + _production()
+                 + _llama3_405b() + _llm_foundry() + _olmo_core())
 
 
 def runs(ids: Iterable[str] | None = None) -> list[Run]:
