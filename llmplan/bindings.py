@@ -265,6 +265,7 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
         tokens = fraction * 20 * (params_active if plan.model.is_moe else params_total)
         if plan.model.is_moe:
             warnings.append("method.tokens = 'chinchilla' for a MoE model: 20 × active parameters (Hoffmann et al. fit dense models only)")
+    gemm16 = plan.efficiency.gemm or default_gemm_efficiency(cl.gpu, core_dtype(prec))[0]
     stages = par.stage_layers(plan.model.layers)
     shard = par.dp_shard or dp  # hybrid sharding's group, else all of dp
     if meth.training:
@@ -313,10 +314,9 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
             S.eta_gemm: plan.efficiency.gemm or default_gemm_efficiency(cl.gpu, prec.dtype("compute"))[0],
             # the GEMMs an FP8 recipe keeps in BF16 (output head, router): the plan's η_gemm, else
             # the default of the BF16 dtype (= η_gemm without FP8)
-            S.eta_gemm16: plan.efficiency.gemm or default_gemm_efficiency(cl.gpu, core_dtype(prec))[0],
+            S.eta_gemm16: gemm16,
             # η_attn: the plan's, else half the GEMM efficiency of the core's dtype (BF16 under FP8)
-            S.eta_attn: plan.efficiency.attention
-            or (plan.efficiency.gemm or default_gemm_efficiency(cl.gpu, core_dtype(prec))[0]) / 2,
+            S.eta_attn: plan.efficiency.attention or gemm16 / 2,
             S.eta: plan.efficiency.mfu or 1.0,
             S.goodput: plan.efficiency.goodput or 1.0,
             S.kappa: DEFAULT_ELEMENTWISE_PASSES if plan.efficiency.elementwise_passes is None else plan.efficiency.elementwise_passes,

@@ -103,6 +103,7 @@ class _Reader:
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
         self.activation: str | None = None  # the MLP's activation function, as read
+        self.root: _Reader = self  # the top-level reader (nested readers record into it)
 
     def sub(self, key: str) -> "_Reader":
         """A reader over the nested dict ``key`` (DBRX ``attn_config``); shares the logs."""
@@ -115,7 +116,7 @@ class _Reader:
         child = _Reader(value, self.model_type, prefix=f"{self.prefix}{key}.")
         child.problems = self.problems
         child.warnings = self.warnings
-        child.root = getattr(self, "root", self)
+        child.root = self.root
         return child
 
     def _path(self, key: str) -> str:
@@ -194,7 +195,7 @@ def _activation(r: _Reader, key: str, default: str) -> str:
         r.warnings.append(f"{r.prefix}{key} not given: assumed {default!r}")
         act = default
     act = str(act).lower()
-    getattr(r, "root", r).activation = act
+    r.root.activation = act
     return act
 
 

@@ -283,9 +283,10 @@ def define(q: Definitions) -> None:
     # al. 2021 §4.1, "scatter/gather communication optimization"; Megatron-LM's default,
     # --no-scatter-gather-tensors-in-pipeline turns it off). Other frameworks send it whole.
     scatter = par.sp or par.framework == "megatron"
+    regathered = scatter and not par.sp  # the receiving stage all-gathers the replicated tensor
     p2p = act / t if scatter else act
-    regather = 0 if par.sp or not scatter else _gather_seconds(t, act, alpha_tp, W_tp)
-    regather_bytes = 0 if par.sp or not scatter else (t - 1) / t * act
+    regather = _gather_seconds(t, act, alpha_tp, W_tp) if regathered else 0
+    regather_bytes = (t - 1) / t * act if regathered else 0
     pp_msgs = 2 * m * v
     pp_bytes = sympy.Piecewise((0, sympy.Eq(p, 1)), (pp_msgs * (p2p + regather_bytes), True))
     pp_time = sympy.Piecewise((0, sympy.Eq(p, 1)), (pp_msgs * (alpha_pp + p2p / W_pp + regather), True))
