@@ -67,7 +67,7 @@ def gemm_shapes(plan) -> list[tuple[int, int, int]]:
     values = estimate(plan).values
     out: list[tuple[int, int, int]] = []
     for g in layer_gemms(plan.model, flash=True):
-        if g.name == "router" or evaluate(g.per_micro_batch, values) == 0:
+        if g.name in ("router", "shared_gate") or evaluate(g.per_micro_batch, values) == 0:
             continue
         shape = tuple(int(evaluate(x, values)) for x in (g.rows, g.inner, g.cols))
         if min(shape) > 0 and shape not in out:

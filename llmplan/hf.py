@@ -22,13 +22,19 @@ qwen3          gated       RMSNorm      attention_bias    none       per head  k
 qwen3_moe      gated MoE   RMSNorm      attention_bias    none       per head  key (F)
 deepseek_v3    gated MoE   RMSNorm      attention_bias    none       (MLA)     key (F)
 olmo2          gated       RMSNorm      attention_bias    none       full      key (F)
+qwen2_moe      gated MoE   RMSNorm      qkv_bias (q/k/v)  none       none      key (F)
+phi3           gated       RMSNorm      none (fixed)      none       none      key (F)
+starcoder2     plain GELU  LayerNorm    use_bias (all)    use_bias   none      key (T)
 gpt2           plain GELU  LayerNorm    all (fixed)       yes        none      key (T)
 gpt_neox       plain GELU  LayerNorm    attention_bias    yes        none      key (F)
 dbrx           gated MoE   LN, no bias  none (fixed)      none       none      never
 mpt            GELU, 4·h   LN, no bias  none (fixed)      none       none      key (T)
 =============  ==========  ===========  ================  =========  ========  =======
 
-"key (F)" = ``tie_word_embeddings``, default false; gpt2 and mpt default to true.
+"key (F)" = ``tie_word_embeddings``, default false; gpt2, mpt and starcoder2 default to true.
+Qwen2-MoE adds one shared expert of ``shared_expert_intermediate_size`` behind a sigmoid
+gate ``Linear(hidden, 1)``; Phi-3 fuses Q, K, V into ``qkv_proj`` and gate and up into
+``gate_up_proj`` (the same parameters as Llama's separate matrices, fewer LoRA adapters).
 MPT has no position table (ALiBi): transformers' ``MptModel`` builds none whatever
 ``learned_pos_emb`` says, and no bias anywhere whatever ``no_bias`` says (MosaicML's
 published checkpoints have none either).
@@ -59,7 +65,10 @@ SUPPORTED_MODEL_TYPES = (
     "qwen2",
     "qwen3",
     "qwen3_moe",
+    "qwen2_moe",
     "deepseek_v3",
+    "phi3",
+    "starcoder2",
     "gpt2",
     "gpt_neox",
     "olmo2",
@@ -438,6 +447,63 @@ def _olmo2(r: _Reader) -> dict[str, Any]:
     return f
 
 
+def _qwen2_moe(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
+    """Qwen1.5-MoE / Qwen2-MoE: routed experts plus one gated shared expert in every sparse layer."""
+    f = _common(r)  # intermediate_size: the width of the dense mlp_only_layers
+    f["mlp"] = _gated_mlp(r)
+    # Qwen2MoeAttention: q/k/v Linear(bias=config.qkv_bias), o_proj bias-free
+    f["attention_bias"] = "qkv" if r.flag("qkv_bias", True, "Qwen2MoeConfig default") else "none"
+    f["tied_embeddings"] = _tied(r)
+    # The MoE layout is required: the Qwen2MoeConfig defaults are Qwen1.5-MoE-A2.7B's, not a rule.
+    experts = r.req("num_experts", "num_local_experts", allow_zero=True)
+    top_k = r.req("num_experts_per_tok")
+    expert_ffn = r.req("moe_intermediate_size")
+    shared_ffn = r.req("shared_expert_intermediate_size", allow_zero=True)
+    step = r.opt_int("decoder_sparse_step", default=1, why="Qwen2MoeConfig default")
+    dense_ids = r.int_list("mlp_only_layers")
+    if experts == 0:
+        r.warnings.append("num_experts = 0: every layer is a dense MLP (built as a dense model)")
+        return f, None
+    if None in (experts, top_k, expert_ffn, shared_ffn, step):
+        return f, None
+    # Qwen2MoeDecoderLayer: MoE iff layer not in mlp_only_layers and (i + 1) % step == 0;
+    # Qwen2MoeSparseMoeBlock: one shared expert (built even at width 0) and its sigmoid gate
+    return f, Experts(
+        experts=experts,
+        top_k=top_k,
+        expert_ffn=expert_ffn,
+        shared_experts=1,
+        shared_ffn=shared_ffn,
+        shared_expert_gate=True,
+        dense_layer_ids=dense_ids,
+        moe_every=step,
+    )
+
+
+def _phi3(r: _Reader) -> dict[str, Any]:
+    """Phi-3 / Phi-4 (``Phi3ForCausalLM``): fused ``qkv_proj`` and ``gate_up_proj``, no biases."""
+    f = _common(r)
+    f["mlp"] = _gated_mlp(r)
+    r.ignored("attention_bias", "Phi3Attention builds bias-free qkv_proj and o_proj")
+    f["tied_embeddings"] = _tied(r)
+    return f
+
+
+def _starcoder2(r: _Reader) -> dict[str, Any]:
+    """StarCoder2: GQA with RoPE, LayerNorm, a plain GELU MLP (``c_fc``/``c_proj``), biases on every
+    Linear and norm while ``use_bias`` (default true), tied head by default."""
+    f = _common(r)
+    f["mlp"] = _plain_mlp(r, "hidden_act", "gelu_pytorch_tanh")
+    f["norm"] = "layernorm"
+    bias = r.flag("use_bias", True, "Starcoder2Config default")
+    f["attention_bias"] = "all" if bias else "none"
+    f["mlp_bias"] = bias
+    if not bias:  # nn.LayerNorm(elementwise_affine=True) keeps its bias whatever use_bias says
+        r.warnings.append("use_bias = false: no Linear biases; the LayerNorms keep theirs")
+    f["tied_embeddings"] = _tied(r, default=True)
+    return f
+
+
 def _gpt2(r: _Reader) -> dict[str, Any]:
     hidden = r.req("n_embd", "hidden_size")
     inner = r.cfg.get("n_inner")
@@ -557,11 +623,14 @@ _READERS: dict[str, tuple[str, Callable]] = {
     "qwen2": ("dense", _qwen2),
     "qwen3": ("dense", _qwen3),
     "olmo2": ("dense", _olmo2),
+    "phi3": ("dense", _phi3),
+    "starcoder2": ("dense", _starcoder2),
     "gpt2": ("dense", _gpt2),
     "gpt_neox": ("dense", _gpt_neox),
     "mpt": ("dense", _mpt),
     "mixtral": ("moe", _mixtral),
     "qwen3_moe": ("moe", _qwen3_moe),
+    "qwen2_moe": ("moe", _qwen2_moe),
     "deepseek_v3": ("moe", _deepseek_v3),
     "dbrx": ("moe", _dbrx),
 }
@@ -676,7 +745,7 @@ def to_hf_config(model: Model) -> dict[str, Any]:
             bad.append(what)
 
     moe = model.moe if model.is_moe else None  # type: ignore[attr-defined]
-    want((moe is not None) == (mt in ("mixtral", "qwen3_moe", "deepseek_v3", "dbrx")), f"kind {model.kind!r}")
+    want((moe is not None) == (mt in ("mixtral", "qwen3_moe", "qwen2_moe", "deepseek_v3", "dbrx")), f"kind {model.kind!r}")
     want((model.mla is not None) == (mt == "deepseek_v3"), "MLA attention" if model.mla else "no MLA")
     if mt in ("gpt2",):
         want(model.position == "learned", f"position {model.position!r}")
@@ -684,11 +753,12 @@ def to_hf_config(model: Model) -> dict[str, Any]:
         want(model.position == "none", f"position {model.position!r} (MPT uses ALiBi)")
     else:
         want(model.position == "rope", f"position {model.position!r}")
-    norm = {"gpt2": "layernorm", "gpt_neox": "layernorm", "dbrx": "layernorm-nobias", "mpt": "layernorm-nobias"}.get(mt, "rmsnorm")
+    norm = {"gpt2": "layernorm", "gpt_neox": "layernorm", "starcoder2": "layernorm", "dbrx": "layernorm-nobias",
+            "mpt": "layernorm-nobias"}.get(mt, "rmsnorm")
     want(model.norm == norm, f"norm {model.norm!r}")
     want(model.qk_norm == {"qwen3": "head", "qwen3_moe": "head", "olmo2": "full"}.get(mt, "none"),
          f"qk_norm {model.qk_norm!r}")
-    if mt in ("gpt2", "gpt_neox", "mpt"):
+    if mt in ("gpt2", "gpt_neox", "mpt", "starcoder2"):
         want(not model.gated and (mt != "mpt" or model.mlp == "gelu"), f"mlp {model.mlp!r}")
     else:
         want(model.gated, f"mlp {model.mlp!r}")
@@ -763,6 +833,16 @@ def to_hf_config(model: Model) -> dict[str, Any]:
         _unsupported(model, mt, bad)
         return d
 
+    if mt == "starcoder2":
+        want(model.attention_bias in ("all", "none") and model.mlp_bias == (model.attention_bias == "all"),
+             f"attention_bias {model.attention_bias!r} with mlp_bias {model.mlp_bias} (one use_bias key)")
+        d.update(num_key_value_heads=model.n_kv_heads, use_bias=model.attention_bias == "all",
+                 hidden_act=model.hf_activation or ("relu" if model.mlp == "relu" else "gelu_pytorch_tanh"))
+        if model.head_dim is not None:
+            d["head_dim"] = model.d_head
+        _unsupported(model, mt, bad)
+        return d
+
     d["hidden_act"] = model.hf_activation or ("gelu_pytorch_tanh" if model.mlp == "geglu" else "silu")
     if model.mla is None:
         d["num_key_value_heads"] = model.n_kv_heads
@@ -778,8 +858,14 @@ def to_hf_config(model: Model) -> dict[str, Any]:
     elif mt == "qwen2":
         want(model.attention_bias == "qkv", f"attention_bias {model.attention_bias!r}")
         want(not model.mlp_bias, "MLP biases")
-    else:  # mistral, mixtral
+    elif mt == "qwen2_moe":
+        want(model.attention_bias in ("qkv", "none"), f"attention_bias {model.attention_bias!r}")
+        want(not model.mlp_bias, "MLP biases")
+        d["qkv_bias"] = model.attention_bias == "qkv"
+    else:  # mistral, mixtral, phi3
         want(model.attention_bias == "none" and not model.mlp_bias, "biases")
+        if mt == "phi3":  # Phi3Config's token ids (32000 …) must lie inside a small shape's vocabulary
+            d.update(pad_token_id=None, bos_token_id=None, eos_token_id=None)
 
     if mt == "mixtral":
         assert moe is not None
@@ -793,6 +879,14 @@ def to_hf_config(model: Model) -> dict[str, Any]:
              "shared experts / leading dense layers / router bias")
         d.update(num_experts=moe.experts, num_experts_per_tok=moe.top_k,
                  moe_intermediate_size=model.expert_ffn,  # type: ignore[attr-defined]
+                 mlp_only_layers=list(moe.dense_layer_ids), decoder_sparse_step=moe.moe_every)
+    elif mt == "qwen2_moe":
+        assert moe is not None
+        want(moe.shared_experts == 1 and moe.shared_expert_gate and moe.dense_layers == 0 and not moe.router_bias,
+             "a MoE layout other than one gated shared expert per sparse layer (Qwen2MoeSparseMoeBlock)")
+        d.update(num_experts=moe.experts, num_experts_per_tok=moe.top_k,
+                 moe_intermediate_size=model.expert_ffn,  # type: ignore[attr-defined]
+                 shared_expert_intermediate_size=model.shared_ffn,  # type: ignore[attr-defined]
                  mlp_only_layers=list(moe.dense_layer_ids), decoder_sparse_step=moe.moe_every)
     elif mt == "deepseek_v3":
         assert moe is not None and model.mla is not None

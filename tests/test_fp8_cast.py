@@ -76,7 +76,7 @@ def test_pipeline_stages_and_tensor_parallelism_divide_the_bytes():
 
 
 def test_moe_router_and_head_stay_bf16():
-    assert FP8_EXCLUDED_GEMMS == {"router", "lm_head"}
+    assert FP8_EXCLUDED_GEMMS == {"router", "shared_gate", "lm_head"}
     # a one-layer MoE: h 64, 4 experts of ffn 32 (gated), top-2, one GPU, one micro-batch of 8 tokens
     model = MoE(layers=1, hidden=64, heads=4, ffn=32, vocab=100, moe=Experts(experts=4, top_k=2, expert_ffn=32))
     plan = attrs.evolve(

@@ -7,9 +7,9 @@ targeted linear layer — what PEFT's ``LoraConfig`` creates for ``target_module
 head excluded).
 
 Measured against PEFT 0.21 and 0.22 on transformers 5.25 (``tests/oracle/test_oracle_optimizer.py``):
-exact for dense models, GPT-2 / GPT-NeoX / DBRX / MPT included (their fused ``c_attn`` /
-``query_key_value`` / ``Wqkv`` is one linear layer, ``r·(h + (a + 2·a_kv)·d)``, under the
-class's own module names), and for named attention targets of MoE models. For MoE
+exact for dense models, GPT-2 / GPT-NeoX / DBRX / MPT / Phi-3 included (their fused ``c_attn`` /
+``query_key_value`` / ``Wqkv`` / ``qkv_proj`` is one linear layer, ``r·(h + (a + 2·a_kv)·d)``,
+Phi-3's ``gate_up_proj`` one of ``r·(h + 2f)``, under the class's own module names), and for named attention targets of MoE models. For MoE
 models with fused expert tensors (Mixtral, Qwen3-MoE, DeepSeek-V3 in transformers 5)
 PEFT's ``"all-linear"`` differs from this per-matrix count, and the differences are
 PEFT's, version-dependent, so not copied here: it adapts the fused ``gate_up_proj`` with
@@ -42,14 +42,19 @@ ALL_LINEAR = "all-linear"
 #: twice in a block (GPT-2's attention and MLP ``c_proj``) gets a ``#k`` suffix, as PEFT's
 #: suffix match adapts both. DBRX's experts are 3-D parameters, not linear modules, so
 #: neither a named target nor ``"all-linear"`` reaches them; its router is ``ffn.router.layer``.
-#: Read off the modules of GPT2LMHeadModel, GPTNeoXForCausalLM, DbrxForCausalLM and
-#: MptForCausalLM (transformers 5.25), checked against PEFT by tests/oracle/test_oracle_optimizer.py.
+#: Read off the modules of GPT2LMHeadModel, GPTNeoXForCausalLM, DbrxForCausalLM,
+#: MptForCausalLM and Phi3ForCausalLM (transformers 5.25), checked against PEFT by tests/oracle/test_oracle_optimizer.py.
 FUSED_QKV_LINEARS = {
     "gpt2": {"c_attn": (h, 3 * h), "c_proj": (h, h), "c_fc": (h, f), "c_proj#1": (f, h)},
     "gpt_neox": {"query_key_value": (h, 3 * h), "dense": (h, h), "dense_h_to_4h": (h, f), "dense_4h_to_h": (f, h)},
     "dbrx": {"Wqkv": (h, (a + 2 * a_kv) * d), "out_proj": (a * d, h), "layer": (h, E)},
     "mpt": {"Wqkv": (h, 3 * h), "out_proj": (h, h), "up_proj": (h, f), "down_proj": (f, h)},
+    # Phi-3 also fuses the gated MLP's gate and up projections into one gate_up_proj
+    "phi3": {"qkv_proj": (h, (a + 2 * a_kv) * d), "o_proj": (a * d, h), "gate_up_proj": (h, 2 * f), "down_proj": (f, h)},
 }
+
+#: LLaMA-style classes whose MLP layers have other names (StarCoder2's ``c_fc`` / ``c_proj``).
+MLP_NAMES = {"starcoder2": {"up_proj": "c_fc", "down_proj": "c_proj"}}
 
 
 def linear_shapes(model) -> dict[str, tuple[sympy.Expr, sympy.Expr, sympy.Expr]]:
@@ -83,9 +88,11 @@ def linear_shapes(model) -> dict[str, tuple[sympy.Expr, sympy.Expr, sympy.Expr]]
     count_f = dense_layers
     count_e = L_moe * E if model.is_moe else 0
     count_s = L_moe * E_s if model.is_moe and model.moe.shared_experts else 0
+    renamed = MLP_NAMES.get(model.hf_model_type or "", {})
     for name, (i, o) in {"gate_proj": (h, None), "up_proj": (h, None), "down_proj": (None, h)}.items():
         if name == "gate_proj" and not model.gated:
             continue
+        name = renamed.get(name, name)
         parts = []
         for width, count in ((f, count_f), (f_e, count_e), (f_s, count_s)):
             if count == 0:
@@ -97,6 +104,8 @@ def linear_shapes(model) -> dict[str, tuple[sympy.Expr, sympy.Expr, sympy.Expr]]
         # the router Linear(h, E) of each MoE layer: PEFT's "all-linear" adapts it (transformers 4: an nn.Linear;
         # transformers 5: PEFT targets its `gate.weight` parameter), checked by tests/oracle/test_oracle_optimizer.py
         shapes["gate"] = (h, E, L_moe)
+        if model.moe.shared_expert_gate:  # Qwen2-MoE's sigmoid gate of the shared expert, Linear(h, 1)
+            shapes["shared_expert_gate"] = (h, 1, L_moe)
     return shapes
 
 

@@ -145,7 +145,8 @@ def tp_backward_collectives(plan) -> int:
     ``ColwiseParallel`` / ``RowwiseParallel`` (transformers' own ``tp_plan``) keep the
     projections separate, and each column-parallel one all-reduces its own input gradient:
     q, k and v (one for a fused QKV class, two for MLA's ``q(_a)_proj`` and
-    ``kv_a_proj_with_mqa``) plus gate and up (one without gating) — 5 for Llama, measured by
+    ``kv_a_proj_with_mqa``) plus gate and up (one without gating or with Phi-3's fused
+    ``gate_up_proj``) — 5 for Llama, measured by
     ``tests/oracle/test_oracle_comm.py``. Routed experts are counted like a dense MLP.
     """
     par, model = plan.parallelism, plan.model
@@ -153,13 +154,14 @@ def tp_backward_collectives(plan) -> int:
         return 2
     from .adapters import FUSED_QKV_LINEARS
 
+    fused = FUSED_QKV_LINEARS.get(model.hf_model_type or "", {})
     if model.mla is not None:
         attn = 2
-    elif (model.hf_model_type or "") in FUSED_QKV_LINEARS:
+    elif fused:
         attn = 1
     else:
         attn = 3
-    return attn + (2 if model.gated else 1)
+    return attn + (2 if model.gated and "gate_up_proj" not in fused else 1)
 
 
 def gathered_weight_bytes(q) -> sympy.Expr:

@@ -66,13 +66,18 @@ def _mlp_matmul(model, width) -> sympy.Expr:
     return 2 * (3 if model.gated else 2) * h * width
 
 
+def _router_matmul(model) -> sympy.Expr:
+    """The router ``Linear(h, E)`` (+ Qwen2-MoE's shared-expert gate ``Linear(h, 1)``), 2 FLOPs per weight."""
+    return 2 * h * E + (2 * h if model.moe.shared_expert_gate else 0)
+
+
 @formula("mlp_per_token", "2 FLOPs per MLP weight: 6·h·f gated, 4·h·f plain")
 def mlp_per_token(model) -> sympy.Expr:
     """Forward FLOPs of all MLPs (dense, routed top-k, shared, router) for one token, all layers."""
     dense_layers = L_dense if model.is_moe else L
     expr = dense_layers * _mlp_matmul(model, f)
     if model.is_moe:
-        expr += L_moe * (k * _mlp_matmul(model, f_e) + 2 * h * E)
+        expr += L_moe * (k * _mlp_matmul(model, f_e) + _router_matmul(model))
         if model.moe.shared_experts:
             expr += L_moe * E_s * _mlp_matmul(model, f_s)
     return expr
@@ -126,7 +131,7 @@ def mtp_block_per_token(model) -> sympy.Expr:
     """Forward FLOPs of one MTP module's transformer block for one token (no projection, no head)."""
     block = attention_matmul_per_token(model) + attention_core_per_token(model)
     if _mtp_block_is_moe(model):
-        block += k * _mlp_matmul(model, f_e) + 2 * h * E
+        block += k * _mlp_matmul(model, f_e) + _router_matmul(model)
         if model.moe.shared_experts:
             block += E_s * _mlp_matmul(model, f_s)
     else:
@@ -247,6 +252,8 @@ def gemm_shapes(model, *, flash: bool = True) -> list[Gemm]:
                 Gemm("shared_up", tok, mats_in * E_s * f_s / t, h, 1, L_moe),
                 Gemm("shared_down", tok, h, E_s * f_s / t, 1, L_moe),
             ]
+        if model.moe.shared_expert_gate:  # Qwen2-MoE: sigmoid(Linear(h, 1)) scales the shared expert
+            out.append(Gemm("shared_gate", tok, 1, h, 1, L_moe))
     out.append(Gemm("lm_head", tok, V / t, h, 1, 1))
     return out
 

@@ -181,7 +181,9 @@ def activations_per_layer(
     ``q_a·sb·a·d_v``. MoE layers store per routed token copy the expert's inner tensors
     (``k·(2 or 3)·q_a·sb·f_e``, ÷ ``t_e``), the ``k`` dispatched copies of the input
     (``k·q_a·sbh``), the input ``q_a·sbh`` and the fp32 router logits ``4·sb·E``; shared
-    experts store their inner tensors like a dense MLP of width ``f_s``.
+    experts store their inner tensors like a dense MLP of width ``f_s``; a sigmoid-gated
+    shared expert (Qwen2-MoE) also keeps the two factors of its product, the shared output
+    ``q_a·sbh`` and the gate ``q_a·sb``.
 
     ``recompute = "selective"`` drops what the ``modules`` recompute (default
     ``("core_attn",)``; :data:`llmplan.plan.RECOMPUTE_MODULES`), per layer and micro-batch:
@@ -221,6 +223,12 @@ def activations_per_layer(
       the input, and ``x̂`` is the extra). Per-head q/k norms (Qwen3) and whole-width
       ones (OLMo 2) do the same on Q and K: ``(4 + q_a)·sb·(a + a_kv)·d`` plus their
       ``rsqrt``. ``nn.LayerNorm`` saves its fp32 mean and rstd: ``8·sb`` per norm;
+    * fused QKV with RoPE under a fused kernel (GPT-NeoX, Phi-3: :data:`ROPE_ON_FUSED_QKV`):
+      RoPE applied to a slice of the fused projection's output returns Q in head-major
+      layout, the kernel's output follows Q's layout, and transformers'
+      ``transpose(1, 2).contiguous()`` copies it before the output projection:
+      ``q_a·sb·a·d`` more (Llama's separate ``q_proj`` keeps the token-major layout and
+      reshapes a view);
     * eager attention: ``repeat_kv`` materialises K and V with ``a`` heads (GQA), and
       the softmax runs in fp32 — its fp32 output ``4·a·s²b`` is saved besides the
       ``q_a`` copy the value product saves (one tensor when ``q_a = 4``; GPT-2 runs
@@ -281,6 +289,10 @@ def activations_per_layer(
         mlp_replicated = norm_out * q_a * sbh + k * ql * sbh + 4 * s * b * E
         if model.moe.shared_experts and "shared_experts" not in rec:
             mlp_sharded += E_s * inner(f_s, recompute_act=False)
+            if model.moe.shared_expert_gate:
+                # Qwen2-MoE: sigmoid(gate)·shared keeps both factors for its backward, the shared
+                # experts' output (q_a·sbh) and the per-token gate (q_a·sb)
+                mlp_replicated += q_a * s * b * (h + 1)
     else:
         mlp_sharded = 0 if "mlp" in rec else inner(f, recompute_act=False)
         mlp_replicated = norm_out * ql * sbh
@@ -302,6 +314,12 @@ def activations_per_layer(
     return replicated / (t if tp_sp else 1) + sharded / t
 
 
+#: transformers classes that apply RoPE to slices of one fused QKV projection (the output
+#: projection's input is a copy of the fused attention kernel's output; measured by
+#: ``tests/oracle/test_oracle_activations.py``)
+ROPE_ON_FUSED_QKV = frozenset({"gpt_neox", "phi3"})
+
+
 def _hf_extras(model, *, flash: bool, core_recomputed: bool, moe_layer: bool) -> tuple[sympy.Expr, sympy.Expr]:
     """(replicated, head/width-sharded) bytes Hugging Face modules save beyond Korthikanti's count."""
     sb = s * b
@@ -320,6 +338,8 @@ def _hf_extras(model, *, flash: bool, core_recomputed: bool, moe_layer: bool) ->
     if not core_recomputed:
         if flash:
             sharded += 4 * a * sb  # fp32 log-sum-exp of the fused kernel
+            if model.hf_model_type in ROPE_ON_FUSED_QKV:  # the kernel's head-major output, copied
+                sharded += q_a * sb * a * d
         else:
             if model.mla is None:
                 sharded += 2 * q_a * sb * (a - a_kv) * d  # repeat_kv: K and V with a heads

@@ -240,11 +240,11 @@ def _gemm_efficiency(plan) -> sympy.Expr:
 
 
 #: GEMMs an FP8 recipe keeps in BF16 — not cast, and timed at the BF16 peak and ``η_gemm16``:
-#: the MoE router and the output head (DeepSeek-V3 report §3.3.1: embedding, output head, MoE
+#: the MoE router (and Qwen2-MoE's shared-expert gate, a Linear(h, 1)) and the output head (DeepSeek-V3 report §3.3.1: embedding, output head, MoE
 #: gating, normalisation and attention stay in higher precision; Megatron-LM's output layer is
 #: not a Transformer Engine module; OLMo-core's ``Transformer.apply_fp8`` ignores
 #: ``lm_head.w_out``; llm-foundry's tied head is a plain ``F.linear``).
-FP8_EXCLUDED_GEMMS = frozenset({"router", "lm_head"})
+FP8_EXCLUDED_GEMMS = frozenset({"router", "shared_gate", "lm_head"})
 
 FP8_CAST = (
     "NVIDIA Transformer Engine: FP8 GEMMs on Hopper take both operands K-major, so each FP8 Linear "

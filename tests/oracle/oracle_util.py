@@ -143,7 +143,7 @@ def mtp_params(model: torch.nn.Module, num_mtp_layers: int) -> int:
     return sum(p.numel() for p in mtp.parameters() if id(p) not in shared)
 
 
-# fixture name, overrides: the reduced shape of each architecture (structure kept).
+# fixture name (None: the class defaults), overrides: the reduced shape of each architecture (structure kept).
 SMALL: dict[str, tuple[str, dict]] = {
     "llama": ("llama-3.1-8b", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4,
                                    num_key_value_heads=2, intermediate_size=384)),
@@ -164,13 +164,23 @@ SMALL: dict[str, tuple[str, dict]] = {
     "gpt_neox": ("gpt-neox-20b", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4,
                                       intermediate_size=512)),
     "mpt": ("mpt-7b-instruct", dict(d_model=128, n_heads=4, n_layers=2, max_seq_len=256)),
+    "phi3": ("phi-3-mini-4k", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4, num_key_value_heads=2,
+                                   intermediate_size=384, pad_token_id=None, bos_token_id=None, eos_token_id=None)),
+    "qwen2_moe": ("qwen1.5-moe-a2.7b", dict(num_hidden_layers=3, hidden_size=128, num_attention_heads=4,
+                                            num_key_value_heads=2, intermediate_size=256, moe_intermediate_size=96,
+                                            shared_expert_intermediate_size=160, num_experts=4, num_experts_per_tok=2,
+                                            mlp_only_layers=[1])),
+    # no published StarCoder2 config.json among the fixtures: the class defaults (use_bias, tied head,
+    # gelu_pytorch_tanh) at a small GQA shape
+    "starcoder2": (None, dict(model_type="starcoder2", num_hidden_layers=2, hidden_size=128, num_attention_heads=4,
+                              num_key_value_heads=2, intermediate_size=512, bos_token_id=None, eos_token_id=None)),
 }
 
 
 def small_config(name: str, vocab: int, shapes: dict[str, tuple[str, dict]] = SMALL) -> dict:
     """The published config of ``shapes[name]``'s fixture, reduced to its small shape and ``vocab``."""
     fixture_name, overrides = shapes[name]
-    cfg = fixture(fixture_name)
+    cfg = fixture(fixture_name) if fixture_name else {}
     cfg.update(overrides, vocab_size=vocab)
     return cfg
 

@@ -144,20 +144,20 @@ def llmplan_lora(name: str, targets) -> int:
 
 
 @pytest.mark.parametrize("targets", [["q_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_proj"], "all-linear"])
-@pytest.mark.parametrize("name", ["llama", "qwen3"])
+@pytest.mark.parametrize("name", ["llama", "qwen3", "starcoder2"])
 def test_lora_dense_models_exact(name, targets):
     got, _ = lora_trainable(name, targets)
     assert got == llmplan_lora(name, targets)
 
 
-@pytest.mark.parametrize("name", ["mixtral", "qwen3_moe", "deepseek_v3"])
+@pytest.mark.parametrize("name", ["mixtral", "qwen3_moe", "qwen2_moe", "deepseek_v3"])
 def test_lora_attention_targets_on_moe_models_exact(name):
     targets = ["q_a_proj", "kv_b_proj"] if name == "deepseek_v3" else ["q_proj", "v_proj"]
     got, _ = lora_trainable(name, targets)
     assert got == llmplan_lora(name, targets)
 
 
-@pytest.mark.parametrize("name", ["mixtral", "qwen3_moe", "deepseek_v3"])
+@pytest.mark.parametrize("name", ["mixtral", "qwen3_moe", "qwen2_moe", "deepseek_v3"])
 def test_lora_all_linear_on_moe_models_differs_as_documented(name):
     """transformers 5: PEFT adapts the fused gate_up at rank 2r; PEFT 0.21 also skips the dense
     MLPs and shared experts of Qwen3-MoE / DeepSeek-V3, which PEFT 0.22 adapts."""
@@ -183,6 +183,7 @@ FUSED_TARGETS = {
     "gpt_neox": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
     "dbrx": ["Wqkv", "out_proj", "layer"],
     "mpt": ["Wqkv", "out_proj", "up_proj", "down_proj"],
+    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
 }
 
 
@@ -207,3 +208,20 @@ def test_lora_dbrx_llama_names_are_not_its_modules():
     with pytest.raises(PlanError, match="Wqkv") as err:
         lora_params(model, ["q_proj"])
     assert "method.lora.targets" in str(err.value)
+
+
+def test_lora_starcoder2_mlp_names():
+    """StarCoder2's plain MLP is ``c_fc`` / ``c_proj``: each target alone matches PEFT."""
+    for target in (["c_fc"], ["c_proj"], ["q_proj", "c_fc"]):
+        got, _ = lora_trainable("starcoder2", target)
+        assert got == llmplan_lora("starcoder2", target), target
+    model, _ = from_hf_config(small("starcoder2"))
+    with pytest.raises(PlanError, match="c_fc"):
+        lora_params(model, ["up_proj"])
+
+
+def test_lora_qwen2_moe_shared_expert_gate():
+    """Qwen2-MoE's shared-expert gate is a Linear(h, 1) per MoE layer: r·(h + 1) each."""
+    model, _ = from_hf_config(small("qwen2_moe"))
+    got, per_kind = lora_trainable("qwen2_moe", ["shared_expert_gate"])
+    assert got == llmplan_lora("qwen2_moe", ["shared_expert_gate"]) == model.n_moe_layers * RANK * (model.hidden + 1)

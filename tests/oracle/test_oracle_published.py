@@ -82,6 +82,14 @@ BY_HAND = {
     "pythia-6.9b": 32 * (12 * 4096**2 + 13 * 4096) + 2 * 50432 * 4096 + 2 * 4096,
     # MPT block: Wqkv 3h² + out_proj h² + up/down 8h², two bias-free LayerNorms 2h; tied head; final norm h
     "mpt-7b-instruct": 32 * (12 * 4096**2 + 2 * 4096) + 50432 * 4096 + 4096,
+    # Phi-3: fused qkv_proj h·3h and gate_up_proj h·2f hold Llama's parameters; no biases
+    "phi-3-mini-4k": 32 * (4 * 3072**2 + 3 * 3072 * 8192 + 2 * 3072) + 2 * 32064 * 3072 + 3072,
+    # Qwen2-MoE layer: q/k/v biases, routed experts 3·h·f_e each, one shared expert 3·h·f_s,
+    # router h·E and the shared expert's sigmoid gate h·1
+    "qwen1.5-moe-a2.7b": 24 * (4 * 2048**2 + 3 * 2048 + 60 * 3 * 2048 * 1408 + 3 * 2048 * 5632 + 2048 * 60 + 2048
+                               + 2 * 2048) + 2 * 151936 * 2048 + 2048,
+    "qwen2-57b-a14b": 28 * (2 * 3584**2 + 2 * 3584 * 512 + 3584 + 2 * 512 + 64 * 3 * 3584 * 2560 + 3 * 3584 * 20480
+                            + 3584 * 64 + 3584 + 2 * 3584) + 2 * 151936 * 3584 + 3584,
 }
 
 # Figures as published (model cards, papers); where rounded, the rounding is checked.
@@ -121,6 +129,12 @@ def test_rounded_published_sizes():
     assert round(c["mixtral-8x22b"]["total"] / 1e9) == 141 and round(c["mixtral-8x22b"]["active"] / 1e9) == 39
     assert round(c["dbrx"]["total"] / 1e9) == 132 and round(c["dbrx"]["active"] / 1e9) == 36
     assert round(c["gpt-neox-20b"]["total"] / 1e9, 1) == 20.6
+    assert round(c["phi-3-mini-4k"]["total"] / 1e9, 1) == 3.8  # Abdin et al. 2024: "3.8 billion parameter"
+    # Qwen blog (Qwen1.5-MoE, 2024): "14.3B parameters in total and 2.7B activated"
+    assert round(c["qwen1.5-moe-a2.7b"]["total"] / 1e9, 1) == 14.3
+    assert round(c["qwen1.5-moe-a2.7b"]["active"] / 1e9, 1) == 2.7
+    # Qwen2 technical report (Yang et al. 2024), Table 1: 57B total, 14B activated
+    assert round(c["qwen2-57b-a14b"]["total"] / 1e9) == 57 and round(c["qwen2-57b-a14b"]["active"] / 1e9) == 14
 
 
 def test_deepseek_v3_mtp_module():

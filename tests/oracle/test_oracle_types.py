@@ -110,6 +110,32 @@ def test_qwen3_moe(s, bias, data):
 
 
 @SETTINGS
+@given(shape(explicit_head_dim=True), st.sampled_from(["none", "qkv"]), st.data())
+def test_qwen2_moe(s, bias, data):
+    layers = s["layers"]
+    dense_ids = data.draw(st.lists(st.integers(0, layers - 1), unique=True, max_size=layers))
+    moe = data.draw(
+        experts(layers, expert_ffn=data.draw(st.integers(1, 24)), shared_experts=1,
+                shared_ffn=data.draw(st.integers(1, 24)), shared_expert_gate=True,
+                dense_layer_ids=tuple(sorted(dense_ids)), moe_every=data.draw(st.integers(1, 3)))
+    )
+    check(MoE(**s, attention_bias=bias, moe=moe, hf_model_type="qwen2_moe"))
+
+
+@SETTINGS
+@given(shape(explicit_head_dim=True))
+def test_phi3(s):
+    check(Dense(**s, hf_model_type="phi3"))
+
+
+@SETTINGS
+@given(shape(explicit_head_dim=True), st.booleans(), st.sampled_from(["gelu", "relu"]))
+def test_starcoder2(s, bias, mlp):
+    check(Dense(**s, mlp=mlp, norm="layernorm", attention_bias="all" if bias else "none", mlp_bias=bias,
+                hf_model_type="starcoder2"))
+
+
+@SETTINGS
 @given(shape(explicit_head_dim=True), st.sampled_from(["none", "all"]))
 def test_olmo2(s, bias):
     check(Dense(**s, qk_norm="full", attention_bias=bias, hf_model_type="olmo2"))
