@@ -25,6 +25,8 @@ olmo2          gated       RMSNorm      attention_bias    none       full      k
 qwen2_moe      gated MoE   RMSNorm      qkv_bias (q/k/v)  none       none      key (F)
 phi3           gated       RMSNorm      none (fixed)      none       none      key (F)
 starcoder2     plain GELU  LayerNorm    use_bias (all)    use_bias   none      key (T)
+gemma          gated       RMSNorm 1+w  attention_bias    none       none      key (T)
+gemma3_text    gated       RMSNorm 1+w  attention_bias    none       per head  key (T)
 gpt2           plain GELU  LayerNorm    all (fixed)       yes        none      key (T)
 gpt_neox       plain GELU  LayerNorm    attention_bias    yes        none      key (F)
 dbrx           gated MoE   LN, no bias  none (fixed)      none       none      never
@@ -35,6 +37,12 @@ mpt            GELU, 4·h   LN, no bias  none (fixed)      none       none      
 Qwen2-MoE adds one shared expert of ``shared_expert_intermediate_size`` behind a sigmoid
 gate ``Linear(hidden, 1)``; Phi-3 fuses Q, K, V into ``qkv_proj`` and gate and up into
 ``gate_up_proj`` (the same parameters as Llama's separate matrices, fewer LoRA adapters).
+Gemma's RMSNorm scales by ``1 + w`` in fp32 (same parameters, more saved activations);
+Gemma 3 adds post-attention and post-MLP norms (``sandwich_norm``: four per layer) and
+per-head q/k norms. A multimodal ``gemma3`` config is read through its ``text_config``
+(the language model; the vision tower and projector are not counted, with a warning).
+Sliding-window layers (Gemma 3, Mistral, StarCoder2, …) are counted as full causal
+attention, as ``FlopCounterMode`` counts them; the reader says how many there are.
 MPT has no position table (ALiBi): transformers' ``MptModel`` builds none whatever
 ``learned_pos_emb`` says, and no bias anywhere whatever ``no_bias`` says (MosaicML's
 published checkpoints have none either).
@@ -69,6 +77,8 @@ SUPPORTED_MODEL_TYPES = (
     "deepseek_v3",
     "phi3",
     "starcoder2",
+    "gemma",
+    "gemma3_text",
     "gpt2",
     "gpt_neox",
     "olmo2",
@@ -504,6 +514,68 @@ def _starcoder2(r: _Reader) -> dict[str, Any]:
     return f
 
 
+def _sliding_note(r: _Reader, layers: int | None, default_window: int | None, default_pattern: int | None) -> None:
+    """Warn how many layers use sliding-window attention (not modelled: full causal attention)."""
+    window = r.cfg.get("sliding_window", default_window)
+    if not window or layers is None:
+        return
+    types = r.cfg.get("layer_types")
+    if isinstance(types, (list, tuple)):
+        sliding = sum(1 for t in types if t == "sliding_attention")
+    else:
+        pattern = r.cfg.get("sliding_window_pattern", default_pattern)
+        sliding = layers if not pattern else sum(1 for i in range(layers) if (i + 1) % int(pattern))
+    if sliding:
+        r.warnings.append(
+            f"{r.prefix}sliding_window = {window} on {sliding} of {layers} layers: counted as full causal "
+            "attention (the FLOP counter's convention; kernels that skip masked blocks do less attention "
+            "work beyond the window, so llmplan's attention time is an upper bound there)"
+        )
+
+
+def _gemma(r: _Reader) -> dict[str, Any]:
+    """Gemma (1): GeGLU, head_dim 256 by default, RMSNorm scaling by ``1 + w``, tied head."""
+    f = _common(r, head_dim_default=256, head_dim_why="GemmaConfig default")
+    f["mlp"] = _gated_mlp(r, "hidden_act", "gelu_pytorch_tanh")
+    f["attention_bias"] = "all" if r.flag("attention_bias", False, "GemmaConfig default") else "none"
+    f["tied_embeddings"] = _tied(r, default=True)
+    return f
+
+
+#: Gemma3TextConfig's defaults (transformers 5): a published text_config omits the keys that equal them
+_GEMMA3_DEFAULTS = {"vocab_size": 262_208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+                    "num_attention_heads": 8, "num_key_value_heads": 4}
+
+
+def _gemma3_text(r: _Reader) -> dict[str, Any]:
+    """Gemma 3 (``Gemma3ForCausalLM``): Gemma's norms, four per layer (pre and post each sublayer),
+    per-head q/k norms, GeGLU, head_dim 256 by default, tied head, 5:1 sliding/full layers."""
+    missing = {k: v for k, v in _GEMMA3_DEFAULTS.items() if r.cfg.get(k) is None}
+    for key, value in missing.items():
+        r.warnings.append(f"{r.prefix}{key} not given: assumed {value} (Gemma3TextConfig default)")
+    r.cfg = {**r.cfg, **missing}
+    f = _common(r, head_dim_default=256, head_dim_why="Gemma3TextConfig default")
+    f["mlp"] = _gated_mlp(r, "hidden_activation", "gelu_pytorch_tanh")
+    f["qk_norm"] = "head"
+    f["sandwich_norm"] = True
+    f["attention_bias"] = "all" if r.flag("attention_bias", False, "Gemma3TextConfig default") else "none"
+    f["tied_embeddings"] = _tied(r, default=True)
+    r.ignored("final_logit_softcapping", "the logits' tanh soft-capping keeps one more vocabulary-wide tensor, not counted")
+    r.ignored("attn_logit_softcapping", "soft-capped attention scores run eagerly, not counted")
+    _sliding_note(r, f["layers"], 4096, 6)
+    return f
+
+
+def _gemma3(r: _Reader) -> dict[str, Any]:
+    """A multimodal Gemma 3 config (``Gemma3ForConditionalGeneration``): its ``text_config``."""
+    r.warnings.append("gemma3: the language model (text_config) only; the vision tower and the "
+                      "multimodal projector are not counted")
+    text = r.sub("text_config")
+    if "tie_word_embeddings" in r.cfg and "tie_word_embeddings" not in text.cfg:
+        text.cfg = {**text.cfg, "tie_word_embeddings": r.cfg["tie_word_embeddings"]}
+    return _gemma3_text(text)
+
+
 def _gpt2(r: _Reader) -> dict[str, Any]:
     hidden = r.req("n_embd", "hidden_size")
     inner = r.cfg.get("n_inner")
@@ -625,6 +697,9 @@ _READERS: dict[str, tuple[str, Callable]] = {
     "olmo2": ("dense", _olmo2),
     "phi3": ("dense", _phi3),
     "starcoder2": ("dense", _starcoder2),
+    "gemma": ("dense", _gemma),
+    "gemma3_text": ("dense", _gemma3_text),
+    "gemma3": ("dense", _gemma3),  # read only: its text_config, written back as gemma3_text
     "gpt2": ("dense", _gpt2),
     "gpt_neox": ("dense", _gpt_neox),
     "mpt": ("dense", _mpt),
@@ -691,7 +766,7 @@ def from_hf_config(
     common = dict(
         fields,
         name=display,
-        hf_model_type=model_type,
+        hf_model_type="gemma3_text" if model_type == "gemma3" else model_type,
         source=f"Hugging Face config.json ({origin})",
     )
     try:
@@ -756,7 +831,7 @@ def to_hf_config(model: Model) -> dict[str, Any]:
     norm = {"gpt2": "layernorm", "gpt_neox": "layernorm", "starcoder2": "layernorm", "dbrx": "layernorm-nobias",
             "mpt": "layernorm-nobias"}.get(mt, "rmsnorm")
     want(model.norm == norm, f"norm {model.norm!r}")
-    want(model.qk_norm == {"qwen3": "head", "qwen3_moe": "head", "olmo2": "full"}.get(mt, "none"),
+    want(model.qk_norm == {"qwen3": "head", "qwen3_moe": "head", "olmo2": "full", "gemma3_text": "head"}.get(mt, "none"),
          f"qk_norm {model.qk_norm!r}")
     if mt in ("gpt2", "gpt_neox", "mpt", "starcoder2"):
         want(not model.gated and (mt != "mpt" or model.mlp == "gelu"), f"mlp {model.mlp!r}")
@@ -766,6 +841,7 @@ def to_hf_config(model: Model) -> dict[str, Any]:
     d: dict[str, Any] = {"model_type": mt}
     want(model.hf_activation is None or mt != "mpt", f"hf_activation {model.hf_activation!r} (MptMLP's GELU is fixed)")
     want(not model.parallel_residual or mt == "gpt_neox", "a parallel residual")
+    want(model.sandwich_norm == (mt == "gemma3_text"), "sandwich norms" if model.sandwich_norm else "no sandwich norms")
     if mt == "gpt2":
         want(model.attention_bias == "all" and model.mlp_bias, "bias-free projections")
         want(model.kv_heads in (None, model.heads), "grouped-query attention")
@@ -843,7 +919,18 @@ def to_hf_config(model: Model) -> dict[str, Any]:
         _unsupported(model, mt, bad)
         return d
 
-    d["hidden_act"] = model.hf_activation or ("gelu_pytorch_tanh" if model.mlp == "geglu" else "silu")
+    act = model.hf_activation or ("gelu_pytorch_tanh" if model.mlp == "geglu" else "silu")
+    if mt in ("gemma", "gemma3_text"):
+        want(model.attention_bias in ("all", "none") and not model.mlp_bias, f"attention_bias {model.attention_bias!r} / MLP biases")
+        d.update({"hidden_activation" if mt == "gemma3_text" else "hidden_act": act,
+                  "num_key_value_heads": model.n_kv_heads, "head_dim": model.d_head,
+                  "attention_bias": model.attention_bias == "all"})
+        if mt == "gemma3_text":  # a shape config: every layer full attention
+            d["layer_types"] = ["full_attention"] * model.layers
+        _unsupported(model, mt, bad)
+        return d
+
+    d["hidden_act"] = act
     if model.mla is None:
         d["num_key_value_heads"] = model.n_kv_heads
         if model.head_dim is not None or mt == "qwen3":  # Qwen3Config's head_dim default is 128

@@ -245,6 +245,10 @@ class Model(_Checked):
             Pythia: ``use_parallel_residual``); the second norm's input is then the first
             one's, so a layer stores one norm input fewer. Parameters and FLOPs do not
             change.
+        sandwich_norm: each block also normalises the attention and MLP outputs before
+            adding them to the residual (Gemma 2 and 3: ``post_attention_layernorm`` and
+            ``post_feedforward_layernorm`` besides the two input norms): four norms per
+            layer, two more stored norm inputs.
         mla: multi-head latent attention block, or ``None``.
         hf_model_type: the transformers ``model_type`` whose class this shape mirrors.
         hf_activation: the transformers activation function when it is a Python
@@ -274,6 +278,7 @@ class Model(_Checked):
     mtp_layers: int = 0
     dropout: bool = False
     parallel_residual: bool = False
+    sandwich_norm: bool = False
     mla: MLA | None = None
     hf_model_type: str | None = None
     hf_activation: str | None = None

@@ -354,7 +354,7 @@ def test_mpt_grouped_query_attention_is_refused():
 
 
 def test_tie_defaults_per_type():
-    expected = {"gpt2": True, "mpt": True}
+    expected = {"gpt2": True, "mpt": True, "gemma3_text": True}  # (and gemma, starcoder2: no fixture)
     for name in FIXTURES:
         cfg = {k: v for k, v in load(name).items() if k != "tie_word_embeddings"}
         model, _ = from_hf_config(cfg)
@@ -399,3 +399,64 @@ def test_plan_file_docs_list_every_supported_model_type():
     doc = (Path(__file__).parents[1] / "docs" / "plan-file.md").read_text(encoding="utf-8")
     row = next(line for line in doc.splitlines() if line.startswith("| `hf_config` |"))
     assert [t for t in SUPPORTED_MODEL_TYPES if f"`{t}`" not in row] == []
+
+
+# ----- Gemma 3, Qwen2-MoE, Phi-3, StarCoder2 ---------------------------------------------------
+#: google/gemma-3-12b-it config.json as a public copy quotes it (a sparse text_config: transformers
+#: omits the keys that equal Gemma3TextConfig's defaults); the vision tower is left out here
+GEMMA3_12B = {
+    "architectures": ["Gemma3ForConditionalGeneration"],
+    "model_type": "gemma3",
+    "text_config": {"hidden_size": 3840, "intermediate_size": 15360, "model_type": "gemma3_text",
+                    "num_attention_heads": 16, "num_hidden_layers": 48, "num_key_value_heads": 8,
+                    "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024},
+    "vision_config": {"hidden_size": 1152, "model_type": "siglip_vision_model", "num_hidden_layers": 27},
+}
+
+
+def test_gemma3_multimodal_reads_its_sparse_text_config():
+    model, warnings = from_hf_config(GEMMA3_12B)
+    assert model.hf_model_type == "gemma3_text" and model.sandwich_norm and model.qk_norm == "head"
+    assert (model.vocab, model.d_head, model.tied_embeddings) == (262_208, 256, True)  # class defaults
+    assert any("vision tower" in w for w in warnings)
+    assert any("vocab_size not given: assumed 262208" in w for w in warnings)
+    # 5 sliding layers in every 6 (transformers' default pattern): 40 of 48
+    assert any("sliding_window = 1024 on 40 of 48 layers" in w for w in warnings)
+    # by hand: q 3840·16·256, k and v 3840·8·256, o 16·256·3840, q/k norms 2·256, GeGLU 3·3840·15360,
+    # four norms per layer; tied embedding 262208·3840; final norm
+    h, a, kv, d, f = 3840, 16, 8, 256, 15360
+    layer = 2 * h * a * d + 2 * h * kv * d + 2 * d + 3 * h * f + 4 * h
+    assert total(model) == 48 * layer + 262_208 * h + h == 11_766_034_176
+    # Gemma 3 Technical Report (arXiv 2503.19786), Table 1: 12B has 10,759M non-embedding parameters
+    assert round((total(model) - 262_208 * h) / 1e6) == 10_759
+
+
+def test_gemma3_writes_back_as_its_text_model():
+    model, _ = from_hf_config(GEMMA3_12B)
+    cfg = to_hf_config(model)
+    assert cfg["model_type"] == "gemma3_text" and cfg["head_dim"] == 256
+    assert total(from_hf_config(cfg)[0]) == total(model)
+    with pytest.raises(PlanError, match="sandwich norms"):
+        to_hf_config(Dense(layers=1, hidden=8, heads=2, ffn=8, vocab=4, sandwich_norm=True, hf_model_type="llama"))
+
+
+def test_qwen2_moe_layer_pattern_and_shared_expert():
+    cfg = load("qwen1.5-moe-a2.7b") | {"num_hidden_layers": 4, "decoder_sparse_step": 2, "mlp_only_layers": [3]}
+    model, _ = from_hf_config(cfg)
+    # MoE iff (i + 1) % 2 == 0 and i not in mlp_only_layers: layer 1 only
+    assert model.moe_layer_ids() == (1,)
+    assert model.moe.shared_experts == 1 and model.moe.shared_expert_gate and model.shared_ffn == 5632
+    h, E = 2048, 60
+    router = evaluate(P.router_per_layer(model), model_values(model))
+    assert router == h * E + h  # the router and the shared expert's Linear(h, 1) gate
+
+
+def test_phi3_and_starcoder2_keys():
+    phi, _ = from_hf_config(load("phi-3-mini-4k") | {"attention_bias": True})
+    assert phi.attention_bias == "none"  # Phi3Attention builds no biases whatever the config says
+    sc, warnings = from_hf_config({"model_type": "starcoder2", "hidden_size": 64, "num_hidden_layers": 2,
+                                   "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 256,
+                                   "vocab_size": 100, "use_bias": False})
+    assert (sc.norm, sc.mlp, sc.attention_bias, sc.mlp_bias, sc.tied_embeddings) == ("layernorm", "gelu", "none", False, True)
+    # LayerNorms keep their bias: 2 norms · 2·64 per layer + final 2·64; no Linear bias
+    assert total(sc) == 2 * (64 * 64 * 2 + 2 * 64 * 32 + 2 * 64 * 256 + 4 * 64) + 100 * 64 + 2 * 64

@@ -168,7 +168,9 @@ def activations_per_layer(
     ``q_a·a·s²b``) — no ``s²`` terms with FlashAttention or selective recompute; MLP:
     input ``q_a·sbh`` + ``3·q_a·sbf`` gated (gate, up, product) or ``2·q_a·sbf`` plain;
     dropout masks ``sbh`` after attention and MLP. With ``model.parallel_residual`` both
-    norms read the layer input: one norm input ``q_a·sbh`` fewer. For GPT (``a·d = h``, ``f = 4h``,
+    norms read the layer input: one norm input ``q_a·sbh`` fewer; with
+    ``model.sandwich_norm`` (Gemma 2/3) the two post-norms store their inputs, the
+    attention and MLP outputs, ``2·q_a·sbh`` more. For GPT (``a·d = h``, ``f = 4h``,
     dropout, no flash) this is ``sbh(34 + 5as/h)`` with ``q_a = 2`` (eq. (1)).
     Tensor parallelism divides the head and MLP-width tensors by ``t``; sequence
     parallelism divides the rest too (eq. (4)). Full recomputation keeps only the
@@ -222,7 +224,11 @@ def activations_per_layer(
       ``4·sbh + 4·sb`` more per norm than the norm input alone (in fp32 the copy *is*
       the input, and ``x̂`` is the extra). Per-head q/k norms (Qwen3) and whole-width
       ones (OLMo 2) do the same on Q and K: ``(4 + q_a)·sb·(a + a_kv)·d`` plus their
-      ``rsqrt``. ``nn.LayerNorm`` saves its fp32 mean and rstd: ``8·sb`` per norm;
+      ``rsqrt``. Gemma's RMSNorm (:data:`GEMMA_NORM`) multiplies by ``1 + w`` in fp32:
+      it saves the fp32 input copy, the fp32 ``x̂``, the ``rsqrt`` and the fp32 ``1 + w``,
+      ``(8 − q_a)·sbh + 4·sb + 4·h`` more per norm than its input (``8·sb·(a + a_kv)·d``
+      plus ``rsqrt`` and ``2·4·d`` for its q/k norms). ``nn.LayerNorm`` saves its fp32
+      mean and rstd: ``8·sb`` per norm;
     * fused QKV with RoPE under a fused kernel (GPT-NeoX, Phi-3: :data:`ROPE_ON_FUSED_QKV`):
       RoPE applied to a slice of the fused projection's output returns Q in head-major
       layout, the kernel's output follows Q's layout, and transformers'
@@ -299,6 +305,8 @@ def activations_per_layer(
     # the norms' inputs: the layer input and the residual after attention; with a parallel
     # residual both norms read the layer input, one stored tensor
     replicated = (1 if model.parallel_residual else 2) * q_a * sbh + attn_replicated + mlp_replicated
+    if model.sandwich_norm:  # the post-norms' inputs: the attention and MLP outputs
+        replicated += 2 * q_a * sbh
     if model.dropout:
         replicated += 2 * sbh
     scores = sympy.Integer(0)
@@ -314,6 +322,10 @@ def activations_per_layer(
     return replicated / (t if tp_sp else 1) + sharded / t
 
 
+#: transformers classes whose RMSNorm multiplies by ``1 + w`` in fp32 before casting back
+#: (GemmaRMSNorm and its copies; measured by ``tests/oracle/test_oracle_activations.py``)
+GEMMA_NORM = frozenset({"gemma", "gemma3_text"})
+
 #: transformers classes that apply RoPE to slices of one fused QKV projection (the output
 #: projection's input is a copy of the fused attention kernel's output; measured by
 #: ``tests/oracle/test_oracle_activations.py``)
@@ -325,16 +337,24 @@ def _hf_extras(model, *, flash: bool, core_recomputed: bool, moe_layer: bool) ->
     sb = s * b
     replicated = sympy.Integer(0)
     sharded = sympy.Integer(0)
-    if model.norm == "rmsnorm":
-        replicated += 2 * (4 * sb * h + 4 * sb)  # fp32 input copy (or x̂ in fp32) + fp32 rsqrt, two norms
+    norms = 4 if model.sandwich_norm else 2
+    gemma = model.hf_model_type in GEMMA_NORM
+    if gemma:  # fp32 input copy and fp32 x̂ (instead of the q_a input), rsqrt, fp32 (1 + w)
+        replicated += norms * ((8 - q_a) * sb * h + 4 * sb + 4 * h)
+    elif model.norm == "rmsnorm":
+        replicated += norms * (4 * sb * h + 4 * sb)  # fp32 input copy (or x̂ in fp32) + fp32 rsqrt
     else:
-        replicated += 2 * 8 * sb  # nn.LayerNorm: fp32 mean and rstd
+        replicated += norms * 8 * sb  # nn.LayerNorm: fp32 mean and rstd
     if model.mla is not None:  # the latents' RMSNorms, as above
         latents = [r_kv] + ([r_q] if model.mla.q_lora_rank is not None else [])
         replicated += sum(4 * sb * width + 4 * sb for width in latents)
     if model.qk_norm != "none" and model.mla is None:
         rows = a + a_kv if model.qk_norm == "head" else 2  # rsqrt per head, or per token for q and k
-        sharded += (4 + q_a) * sb * (a + a_kv) * d + 4 * sb * rows
+        if gemma:  # fp32 copy and fp32 x̂ of Q and K, rsqrt, and the two fp32 (1 + w) of width d
+            sharded += 8 * sb * (a + a_kv) * d + 4 * sb * rows
+            replicated += 2 * 4 * d
+        else:
+            sharded += (4 + q_a) * sb * (a + a_kv) * d + 4 * sb * rows
     if not core_recomputed:
         if flash:
             sharded += 4 * a * sb  # fp32 log-sum-exp of the fused kernel

@@ -148,10 +148,11 @@ def router_per_layer(model: Model) -> Expr:
     return expr
 
 
-@formula("norms_per_layer", "two pre/post norms per block")
+@formula("norms_per_layer", "two pre/post norms per block; four with sandwich norms (Gemma 2/3)")
 def norms_per_layer(model: Model) -> Expr:
-    """Block norms: two of width ``h`` (pre-attention and pre-MLP, or OLMo 2's post-norms)."""
-    return 2 * norm_params(model, h)
+    """Block norms: two of width ``h`` (pre-attention and pre-MLP, or OLMo 2's post-norms);
+    four with ``model.sandwich_norm`` (Gemma 2/3 also normalise both sublayer outputs)."""
+    return (4 if model.sandwich_norm else 2) * norm_params(model, h)
 
 
 @formula("final_norm", "one norm of width h after the last block")

@@ -170,6 +170,10 @@ SMALL: dict[str, tuple[str, dict]] = {
                                             num_key_value_heads=2, intermediate_size=256, moe_intermediate_size=96,
                                             shared_expert_intermediate_size=160, num_experts=4, num_experts_per_tok=2,
                                             mlp_only_layers=[1])),
+    "gemma3_text": ("gemma-3-1b", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4,
+                                       num_key_value_heads=2, head_dim=32, intermediate_size=384)),
+    "gemma": (None, dict(model_type="gemma", num_hidden_layers=2, hidden_size=128, num_attention_heads=4,
+                         num_key_value_heads=2, head_dim=32, intermediate_size=384)),
     # no published StarCoder2 config.json among the fixtures: the class defaults (use_bias, tied head,
     # gelu_pytorch_tanh) at a small GQA shape
     "starcoder2": (None, dict(model_type="starcoder2", num_hidden_layers=2, hidden_size=128, num_attention_heads=4,

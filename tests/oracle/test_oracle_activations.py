@@ -187,7 +187,7 @@ def ids():
 
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
 @pytest.mark.parametrize("dtype", ["bf16", "fp32"])
-@pytest.mark.parametrize("name", ["llama", "qwen3", "phi3", "starcoder2"])
+@pytest.mark.parametrize("name", ["llama", "qwen3", "phi3", "starcoder2", "gemma", "gemma3_text"])
 def test_dense_layer_bytes_equal_the_hf_formula(name, dtype, attn):
     model, hf = build(name, dtype, attn)
     saved = measure(hf, ids())
@@ -198,8 +198,9 @@ def test_dense_layer_bytes_equal_the_hf_formula(name, dtype, attn):
     for i, got in enumerate(saved.per_layer):
         assert got == predicted(model, dtype, layer=i, flash=flash) + cpu_ln, (i, saved.per_layer)
     # Korthikanti's fused-kernel count is a strict lower bound: what HF adds is documented above
+    # (most for Gemma 3: four norms and the q/k norms each keep two fp32 copies; 2.37× in bf16, eager)
     korthikanti = predicted(model, dtype, layer=0, hf=False, flash=flash)
-    assert korthikanti < saved.per_layer[0] < 2.2 * korthikanti
+    assert korthikanti < saved.per_layer[0] < 2.5 * korthikanti
     # the logits buffer llmplan adds on a single-stage GPU: (q_a + 4)·s·b·V
     log_softmax = [n for shape, dt, n in saved.outside if shape == (B * SEQ, VOCAB)]
     assert log_softmax == [4 * B * SEQ * VOCAB]

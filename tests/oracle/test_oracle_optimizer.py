@@ -144,7 +144,7 @@ def llmplan_lora(name: str, targets) -> int:
 
 
 @pytest.mark.parametrize("targets", [["q_proj", "v_proj"], ["q_proj", "k_proj", "v_proj", "o_proj"], "all-linear"])
-@pytest.mark.parametrize("name", ["llama", "qwen3", "starcoder2"])
+@pytest.mark.parametrize("name", ["llama", "qwen3", "starcoder2", "gemma3_text"])
 def test_lora_dense_models_exact(name, targets):
     got, _ = lora_trainable(name, targets)
     assert got == llmplan_lora(name, targets)

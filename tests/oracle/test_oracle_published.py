@@ -82,6 +82,9 @@ BY_HAND = {
     "pythia-6.9b": 32 * (12 * 4096**2 + 13 * 4096) + 2 * 50432 * 4096 + 2 * 4096,
     # MPT block: Wqkv 3h² + out_proj h² + up/down 8h², two bias-free LayerNorms 2h; tied head; final norm h
     "mpt-7b-instruct": 32 * (12 * 4096**2 + 2 * 4096) + 50432 * 4096 + 4096,
+    # Gemma 3: q 1152·4·256, k and v 1152·256, o 4·256·1152, q/k norms 2·256, GeGLU 3·1152·6912,
+    # four norms 4·1152; tied head; final norm
+    "gemma-3-1b": 26 * (2 * 1152 * 1024 + 2 * 1152 * 256 + 2 * 256 + 3 * 1152 * 6912 + 4 * 1152) + 262144 * 1152 + 1152,
     # Phi-3: fused qkv_proj h·3h and gate_up_proj h·2f hold Llama's parameters; no biases
     "phi-3-mini-4k": 32 * (4 * 3072**2 + 3 * 3072 * 8192 + 2 * 3072) + 2 * 32064 * 3072 + 3072,
     # Qwen2-MoE layer: q/k/v biases, routed experts 3·h·f_e each, one shared expert 3·h·f_s,
@@ -129,6 +132,9 @@ def test_rounded_published_sizes():
     assert round(c["mixtral-8x22b"]["total"] / 1e9) == 141 and round(c["mixtral-8x22b"]["active"] / 1e9) == 39
     assert round(c["dbrx"]["total"] / 1e9) == 132 and round(c["dbrx"]["active"] / 1e9) == 36
     assert round(c["gpt-neox-20b"]["total"] / 1e9, 1) == 20.6
+    # Gemma 3 Technical Report (arXiv 2503.19786), Table 1: 1B = 302M embedding + 698M non-embedding
+    assert round(c["gemma-3-1b"]["embedding"] / 1e6) == 302
+    assert round((c["gemma-3-1b"]["total"] - c["gemma-3-1b"]["embedding"]) / 1e6) == 698
     assert round(c["phi-3-mini-4k"]["total"] / 1e9, 1) == 3.8  # Abdin et al. 2024: "3.8 billion parameter"
     # Qwen blog (Qwen1.5-MoE, 2024): "14.3B parameters in total and 2.7B activated"
     assert round(c["qwen1.5-moe-a2.7b"]["total"] / 1e9, 1) == 14.3

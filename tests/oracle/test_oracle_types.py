@@ -129,6 +129,18 @@ def test_phi3(s):
 
 
 @SETTINGS
+@given(shape(explicit_head_dim=True), st.sampled_from(["none", "all"]))
+def test_gemma(s, bias):
+    check(Dense(**s, mlp="geglu", attention_bias=bias, hf_model_type="gemma"))
+
+
+@SETTINGS
+@given(shape(explicit_head_dim=True), st.sampled_from(["none", "all"]))
+def test_gemma3_text(s, bias):
+    check(Dense(**s, mlp="geglu", qk_norm="head", sandwich_norm=True, attention_bias=bias, hf_model_type="gemma3_text"))
+
+
+@SETTINGS
 @given(shape(explicit_head_dim=True), st.booleans(), st.sampled_from(["gelu", "relu"]))
 def test_starcoder2(s, bias, mlp):
     check(Dense(**s, mlp=mlp, norm="layernorm", attention_bias="all" if bias else "none", mlp_bias=bias,
