@@ -35,6 +35,8 @@ def model_values(model: Model) -> dict[sympy.Symbol, int]:
         S.L_moe: model.n_moe_layers,
         S.L_dense: model.n_dense_layers,
         S.L_mtp: model.mtp_layers,
+        S.W_win: model.sliding_window or 1,
+        S.L_win: model.n_sliding_layers,
         S.E: 1,
         S.k: 1,
         S.E_s: 0,

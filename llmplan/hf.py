@@ -41,8 +41,9 @@ Gemma's RMSNorm scales by ``1 + w`` in fp32 (same parameters, more saved activat
 Gemma 3 adds post-attention and post-MLP norms (``sandwich_norm``: four per layer) and
 per-head q/k norms. A multimodal ``gemma3`` config is read through its ``text_config``
 (the language model; the vision tower and projector are not counted, with a warning).
-Sliding-window layers (Gemma 3, Mistral, StarCoder2, …) are counted as full causal
-attention, as ``FlopCounterMode`` counts them; the reader says how many there are.
+Sliding-window layers (Gemma 3, Mistral 7B v0.1, StarCoder2, Phi-3-mini, Qwen with
+``use_sliding_window``) set ``sliding_window`` and ``sliding_layers`` as the class assigns
+its layer types (parameters do not depend on them).
 MPT has no position table (ALiBi): transformers' ``MptModel`` builds none whatever
 ``learned_pos_emb`` says, and no bias anywhere whatever ``no_bias`` says (MosaicML's
 published checkpoints have none either).
@@ -303,6 +304,8 @@ def _mistral(r: _Reader) -> dict[str, Any]:
     r.ignored("attention_bias", "the mistral/mixtral classes build bias-free projections")
     r.ignored("mlp_bias", "the mistral/mixtral classes build bias-free projections")
     f["tied_embeddings"] = _tied(r)
+    # MistralConfig's sliding_window defaults to 4096 (Mistral 7B v0.1); MixtralConfig's to none
+    _window(r, f, "all", 4096 if r.model_type == "mistral" else None)
     return f
 
 
@@ -318,6 +321,7 @@ def _mixtral(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
 
 def _qwen2(r: _Reader) -> dict[str, Any]:
     f = _common(r)
+    _window(r, f, "qwen")
     f["mlp"] = _gated_mlp(r)
     # Qwen2Attention: q/k/v Linear(bias=True), o_proj bias=False, whatever the config says.
     f["attention_bias"] = "qkv"
@@ -328,6 +332,7 @@ def _qwen2(r: _Reader) -> dict[str, Any]:
 
 def _qwen3(r: _Reader) -> dict[str, Any]:
     f = _common(r, head_dim_default=128, head_dim_why="Qwen3Config default")
+    _window(r, f, "qwen")
     f["mlp"] = _gated_mlp(r)
     f["qk_norm"] = "head"
     f["attention_bias"] = "all" if r.flag("attention_bias", False, "Qwen3Config default") else "none"
@@ -460,6 +465,7 @@ def _olmo2(r: _Reader) -> dict[str, Any]:
 def _qwen2_moe(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
     """Qwen1.5-MoE / Qwen2-MoE: routed experts plus one gated shared expert in every sparse layer."""
     f = _common(r)  # intermediate_size: the width of the dense mlp_only_layers
+    _window(r, f, "qwen")
     f["mlp"] = _gated_mlp(r)
     # Qwen2MoeAttention: q/k/v Linear(bias=config.qkv_bias), o_proj bias-free
     f["attention_bias"] = "qkv" if r.flag("qkv_bias", True, "Qwen2MoeConfig default") else "none"
@@ -496,6 +502,7 @@ def _phi3(r: _Reader) -> dict[str, Any]:
     f["mlp"] = _gated_mlp(r)
     r.ignored("attention_bias", "Phi3Attention builds bias-free qkv_proj and o_proj")
     f["tied_embeddings"] = _tied(r)
+    _window(r, f, "all")
     return f
 
 
@@ -511,26 +518,35 @@ def _starcoder2(r: _Reader) -> dict[str, Any]:
     if not bias:  # nn.LayerNorm(elementwise_affine=True) keeps its bias whatever use_bias says
         r.warnings.append("use_bias = false: no Linear biases; the LayerNorms keep theirs")
     f["tied_embeddings"] = _tied(r, default=True)
+    _window(r, f, "all")
     return f
 
 
-def _sliding_note(r: _Reader, layers: int | None, default_window: int | None, default_pattern: int | None) -> None:
-    """Warn how many layers use sliding-window attention (not modelled: full causal attention)."""
-    window = r.cfg.get("sliding_window", default_window)
+def _window(r: _Reader, f: dict[str, Any], rule: str, default: int | None = None) -> None:
+    """Set ``sliding_window`` / ``sliding_layers`` the way the class assigns layer types:
+    ``layer_types`` when the config lists them, else ``rule`` — ``"all"`` (Mistral,
+    StarCoder2, Phi-3: every layer when ``sliding_window`` is set), ``"gemma3"`` (every
+    layer but each ``sliding_window_pattern``-th, default 6) or ``"qwen"`` (with
+    ``use_sliding_window``, the layers from ``max_window_layers`` on)."""
+    layers = f.get("layers")
+    window = r.cfg["sliding_window"] if "sliding_window" in r.cfg else default
     if not window or layers is None:
         return
     types = r.cfg.get("layer_types")
-    if isinstance(types, (list, tuple)):
+    if isinstance(types, (list, tuple)) and types:
         sliding = sum(1 for t in types if t == "sliding_attention")
+    elif rule == "gemma3":
+        pattern = r.cfg.get("sliding_window_pattern") or 6
+        sliding = sum(1 for i in range(layers) if (i + 1) % int(pattern))
+    elif rule == "qwen":
+        if not r.cfg.get("use_sliding_window"):
+            return
+        sliding = max(0, layers - int(r.cfg.get("max_window_layers") or 0))
     else:
-        pattern = r.cfg.get("sliding_window_pattern", default_pattern)
-        sliding = layers if not pattern else sum(1 for i in range(layers) if (i + 1) % int(pattern))
+        sliding = layers
     if sliding:
-        r.warnings.append(
-            f"{r.prefix}sliding_window = {window} on {sliding} of {layers} layers: counted as full causal "
-            "attention (the FLOP counter's convention; kernels that skip masked blocks do less attention "
-            "work beyond the window, so llmplan's attention time is an upper bound there)"
-        )
+        f["sliding_window"] = r._as_int("sliding_window", window)
+        f["sliding_layers"] = sliding
 
 
 def _gemma(r: _Reader) -> dict[str, Any]:
@@ -562,7 +578,7 @@ def _gemma3_text(r: _Reader) -> dict[str, Any]:
     f["tied_embeddings"] = _tied(r, default=True)
     r.ignored("final_logit_softcapping", "the logits' tanh soft-capping keeps one more vocabulary-wide tensor, not counted")
     r.ignored("attn_logit_softcapping", "soft-capped attention scores run eagerly, not counted")
-    _sliding_note(r, f["layers"], 4096, 6)
+    _window(r, f, "gemma3", 4096)
     return f
 
 
@@ -787,6 +803,29 @@ def _unsupported(model: Model, mt: str, what: list[str]) -> None:
         )
 
 
+#: types whose transformers class can build sliding-window layers, and how it is told which
+_WINDOW_RULES = {"mistral": "all", "mixtral": "all", "phi3": "all", "starcoder2": "all",
+                 "qwen2": "qwen", "qwen2_moe": "qwen", "qwen3": "qwen", "gemma3_text": "types"}
+
+
+def _window_keys(model: Model, mt: str, want: Callable[[bool, str], None]) -> dict[str, Any]:
+    """The config keys that give ``model``'s sliding-window layers (or none) to class ``mt``."""
+    rule = _WINDOW_RULES.get(mt)
+    if model.sliding_window is None:
+        return {"sliding_window": None} if rule is not None else {}
+    if rule is None:
+        want(False, "sliding-window attention")
+        return {}
+    n, layers = model.n_sliding_layers, model.layers
+    if rule == "all":
+        want(n == layers, f"a sliding window on {n} of {layers} layers (the class windows all or none)")
+        return {"sliding_window": model.sliding_window}
+    if rule == "qwen":
+        return {"use_sliding_window": True, "sliding_window": model.sliding_window, "max_window_layers": layers - n}
+    return {"sliding_window": model.sliding_window,
+            "layer_types": ["sliding_attention"] * n + ["full_attention"] * (layers - n)}
+
+
 def to_hf_config(model: Model) -> dict[str, Any]:
     """A minimal transformers config dict for ``model`` (``AutoConfig.for_model(**d)`` accepts it).
 
@@ -839,6 +878,7 @@ def to_hf_config(model: Model) -> dict[str, Any]:
         want(model.gated, f"mlp {model.mlp!r}")
 
     d: dict[str, Any] = {"model_type": mt}
+    d.update(_window_keys(model, mt, want))
     want(model.hf_activation is None or mt != "mpt", f"hf_activation {model.hf_activation!r} (MptMLP's GELU is fixed)")
     want(not model.parallel_residual or mt == "gpt_neox", "a parallel residual")
     want(model.sandwich_norm == (mt == "gemma3_text"), "sandwich norms" if model.sandwich_norm else "no sandwich norms")
@@ -925,7 +965,7 @@ def to_hf_config(model: Model) -> dict[str, Any]:
         d.update({"hidden_activation" if mt == "gemma3_text" else "hidden_act": act,
                   "num_key_value_heads": model.n_kv_heads, "head_dim": model.d_head,
                   "attention_bias": model.attention_bias == "all"})
-        if mt == "gemma3_text":  # a shape config: every layer full attention
+        if mt == "gemma3_text" and model.sliding_window is None:  # no window: every layer full attention
             d["layer_types"] = ["full_attention"] * model.layers
         _unsupported(model, mt, bad)
         return d

@@ -249,6 +249,14 @@ class Model(_Checked):
             adding them to the residual (Gemma 2 and 3: ``post_attention_layernorm`` and
             ``post_feedforward_layernorm`` besides the two input norms): four norms per
             layer, two more stored norm inputs.
+        sliding_window: tokens a query of a sliding-window layer attends to (itself and
+            the ``sliding_window − 1`` before it, as transformers' sliding causal mask),
+            or ``None`` (full causal attention everywhere). Attention FLOPs and the
+            serving KV cache of those layers stop growing beyond the window; parameters
+            and stored activations do not change.
+        sliding_layers: how many of the ``layers`` use the window (Gemma 3: 5 of every
+            6; Mistral 7B v0.1, StarCoder2, Phi-3-mini: all); default all when
+            ``sliding_window`` is set.
         mla: multi-head latent attention block, or ``None``.
         hf_model_type: the transformers ``model_type`` whose class this shape mirrors.
         hf_activation: the transformers activation function when it is a Python
@@ -279,6 +287,8 @@ class Model(_Checked):
     dropout: bool = False
     parallel_residual: bool = False
     sandwich_norm: bool = False
+    sliding_window: int | None = None
+    sliding_layers: int | None = None
     mla: MLA | None = None
     hf_model_type: str | None = None
     hf_activation: str | None = None
@@ -296,6 +306,13 @@ class Model(_Checked):
     def d_head(self) -> int:
         """Per-head width actually used (``head_dim`` or ``hidden // heads``)."""
         return self.hidden // self.heads if self.head_dim is None else self.head_dim
+
+    @property
+    def n_sliding_layers(self) -> int:
+        """Layers with sliding-window attention (0 without a window)."""
+        if self.sliding_window is None:
+            return 0
+        return self.layers if self.sliding_layers is None else self.sliding_layers
 
     @property
     def gated(self) -> bool:
@@ -322,9 +339,11 @@ class Model(_Checked):
         p: list[Problem] = []
         for name in ("layers", "hidden", "heads", "ffn", "vocab"):
             _positive_int(self, name, p)
-        for name in ("kv_heads", "head_dim", "max_positions"):
+        for name in ("kv_heads", "head_dim", "max_positions", "sliding_window"):
             if getattr(self, name) is not None:
                 _positive_int(self, name, p)
+        if self.sliding_layers is not None:
+            _positive_int(self, "sliding_layers", p, allow_zero=True)
         _positive_int(self, "mtp_layers", p, allow_zero=True)
         _choice(self, "mlp", MLP_KINDS, p)
         _choice(self, "norm", NORMS, p)
@@ -352,6 +371,11 @@ class Model(_Checked):
                         f"(allowed: {', '.join(str(d) for d in divisors(self.heads))})",
                     )
                 )
+        if self.sliding_layers is not None:
+            if self.sliding_window is None:
+                p.append(Problem("sliding_layers", "set sliding_window too (the window's span in tokens)"))
+            elif self.sliding_layers > self.layers:
+                p.append(Problem("sliding_layers", f"{self.sliding_layers} exceeds layers = {self.layers} (allowed: 0 … {self.layers})"))
         if self.position == "learned" and self.max_positions is None:
             p.append(Problem("max_positions", "required when position = 'learned' (sizes the table)"))
         return p

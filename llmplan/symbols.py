@@ -71,6 +71,8 @@ d_nope = declare("d_nope", "MLA per-head query/key width without RoPE", "element
 d_rope = declare("d_rope", "MLA per-head decoupled RoPE width", "elements")
 d_v = declare("d_v", "MLA per-head value width", "elements")
 L_mtp = declare("L_mtp", "multi-token-prediction modules (DeepSeek-V3)", "modules")
+W_win = declare("W_win", "sliding-window span: keys a query of a sliding-window layer attends to", "tokens")
+L_win = declare("L_win", "layers with sliding-window attention", "layers", zero=True)
 
 # --- data and batch -----------------------------------------------------------------------
 s = declare("s", "sequence length", "tokens")

@@ -421,7 +421,7 @@ def test_gemma3_multimodal_reads_its_sparse_text_config():
     assert any("vision tower" in w for w in warnings)
     assert any("vocab_size not given: assumed 262208" in w for w in warnings)
     # 5 sliding layers in every 6 (transformers' default pattern): 40 of 48
-    assert any("sliding_window = 1024 on 40 of 48 layers" in w for w in warnings)
+    assert (model.sliding_window, model.n_sliding_layers) == (1024, 40)
     # by hand: q 3840·16·256, k and v 3840·8·256, o 16·256·3840, q/k norms 2·256, GeGLU 3·3840·15360,
     # four norms per layer; tied embedding 262208·3840; final norm
     h, a, kv, d, f = 3840, 16, 8, 256, 15360
@@ -454,9 +454,34 @@ def test_qwen2_moe_layer_pattern_and_shared_expert():
 def test_phi3_and_starcoder2_keys():
     phi, _ = from_hf_config(load("phi-3-mini-4k") | {"attention_bias": True})
     assert phi.attention_bias == "none"  # Phi3Attention builds no biases whatever the config says
+    assert phi.sliding_window is None  # the fixture's copy states no window
+    phi, _ = from_hf_config(load("phi-3-mini-4k") | {"sliding_window": 2047})  # as Phi-3-mini-4k's config.json
+    assert (phi.sliding_window, phi.n_sliding_layers) == (2047, 32)  # Phi3Config windows every layer
     sc, warnings = from_hf_config({"model_type": "starcoder2", "hidden_size": 64, "num_hidden_layers": 2,
                                    "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 256,
                                    "vocab_size": 100, "use_bias": False})
     assert (sc.norm, sc.mlp, sc.attention_bias, sc.mlp_bias, sc.tied_embeddings) == ("layernorm", "gelu", "none", False, True)
     # LayerNorms keep their bias: 2 norms · 2·64 per layer + final 2·64; no Linear bias
     assert total(sc) == 2 * (64 * 64 * 2 + 2 * 64 * 32 + 2 * 64 * 256 + 4 * 64) + 100 * 64 + 2 * 64
+
+
+@pytest.mark.parametrize(
+    ("name", "extra", "expected"),
+    [
+        ("mixtral-8x7b", {}, (None, 0)),  # MixtralConfig: no window by default
+        ("mixtral-8x7b", {"sliding_window": 4096}, (4096, 32)),
+        # a Mistral config without the key gets MistralConfig's 4096 (Mistral 7B v0.1), null none
+        ("mixtral-8x7b", {"model_type": "mistral"}, (4096, 32)),
+        ("mixtral-8x7b", {"model_type": "mistral", "sliding_window": None}, (None, 0)),
+        # Qwen: only with use_sliding_window, on the layers from max_window_layers on
+        ("qwen2-7b", {"sliding_window": 4096}, (None, 0)),
+        ("qwen2-7b", {"use_sliding_window": True, "sliding_window": 4096, "max_window_layers": 20}, (4096, 8)),
+        # an explicit layer_types list wins
+        ("gemma-3-1b", {"layer_types": ["sliding_attention", "full_attention"] * 13}, (512, 13)),
+    ],
+)
+def test_sliding_window_layers_follow_the_class(name, extra, expected):
+    model, _ = from_hf_config(load(name) | extra)
+    assert (model.sliding_window, model.n_sliding_layers) == expected
+    again, _ = from_hf_config(to_hf_config(model))  # and survive the round trip
+    assert (again.sliding_window, again.n_sliding_layers) == expected

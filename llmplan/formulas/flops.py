@@ -23,7 +23,7 @@ from __future__ import annotations
 import attrs
 import sympy
 
-from ..symbols import B, D, E, E_s, L, L_dense, L_moe, V, a, a_kv, d, d_nope, d_rope, d_v, f, f_e, f_s, h, k, r_kv, r_q, s
+from ..symbols import B, D, E, E_s, L, L_dense, L_moe, L_win, V, W_win, a, a_kv, d, d_nope, d_rope, d_v, f, f_e, f_s, h, k, r_kv, r_q, s
 from . import Definitions, formula
 from . import params as P
 
@@ -49,17 +49,39 @@ def attention_matmul_per_token(model) -> sympy.Expr:
 
 @formula("attention_core_per_token", "QKᵀ and attention×V: 2·s·d each per head, full (non-causal) s")
 def attention_core_per_token(model) -> sympy.Expr:
-    """Forward FLOPs of one layer's score and value products for one token: ``2·s·a·(d_qk + d_v)``."""
+    """Forward FLOPs of one layer's score and value products for one token: ``2·s·a·(d_qk + d_v)``
+    (``s`` → :func:`attended_keys`, the layer average, with sliding-window layers)."""
+    keys = attended_keys(model)
     if model.mla is not None:
-        return 2 * s * a * (d_nope + d_rope) + 2 * s * a * d_v
-    return 4 * s * a * d
+        return 2 * keys * a * (d_nope + d_rope) + 2 * keys * a * d_v
+    return 4 * keys * a * d
+
+
+@formula("attended_keys", "keys per query, full-count convention: s; sliding-window layers drop the (s − W)² masked triangle")
+def attended_keys(model, ctx=s) -> sympy.Expr:
+    """Keys per query of a sequence of ``ctx`` tokens, averaged over the layers, in the
+    convention of the FLOP counts here (causal attention counted as ``ctx`` keys per query,
+    as Narayanan et al. 2021 count it; the kernel executes about half).
+
+    A sliding-window layer (``model.sliding_window`` = W: a query sees itself and the
+    W − 1 keys before it) masks, beyond the causal mask, the triangle of query–key pairs
+    at distance ≥ W: ``(ctx − W)²`` of the ``ctx²`` counted pairs (dropping the
+    ``ctx − W`` diagonal pairs, as the causal count drops its ``ctx``). Averaged over
+    ``L_win`` of ``L`` layers: ``ctx − L_win·max(0, ctx − W)²/(L·ctx)``. A FlashAttention
+    kernel with a window skips those blocks (FlashAttention-2's ``window_size``); a dense
+    mask (PyTorch SDPA with ``attn_mask``, eager attention) computes them anyway —
+    ``FlopCounterMode`` counts a masked SDPA in full.
+    """
+    if model.sliding_window is None:
+        return ctx
+    return ctx - L_win * sympy.Max(0, ctx - W_win) ** 2 / (L * ctx)
 
 
 @formula("flash_backward_recompute_per_token", "FlashAttention recomputes S = QKᵀ in its backward pass: 2·s·a·d_qk")
 def flash_backward_recompute_per_token(model) -> sympy.Expr:
     """Hardware FLOPs per token per layer that a fused attention backward spends recomputing ``QKᵀ``."""
     d_qk = (d_nope + d_rope) if model.mla is not None else d
-    return 2 * s * a * d_qk
+    return 2 * attended_keys(model) * a * d_qk
 
 
 def _mlp_matmul(model, width) -> sympy.Expr:

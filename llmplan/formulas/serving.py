@@ -50,12 +50,15 @@ from ..symbols import (
     L_dense,
     L_moe,
     L_s,
+    L_win,
     M_cap,
     M_over,
     N,
+    P_max,
     R_req,
     V,
     W_hbm,
+    W_win,
     W_pp,
     W_tp,
     a,
@@ -180,6 +183,28 @@ def kv_cache_bytes_per_token(model) -> sympy.Expr:
     return 2 * L_s * q_kv * d * sympy.ceiling(a_kv / t)
 
 
+@formula("kv_tokens_kept", "tokens in the KV cache per sequence, averaged over layers: sliding-window layers keep min(ctx, W)")
+def kv_tokens_kept(model, ctx=s) -> sympy.Expr:
+    """Cached tokens of a sequence of ``ctx`` tokens, averaged over the layers: a
+    sliding-window layer keeps (and a decode step reads) only the last ``W`` —
+    ``ctx − L_win·max(0, ctx − W)/L`` (transformers' sliding-window cache layers, vLLM's
+    hybrid KV-cache manager). Without a window: ``ctx``."""
+    if model.sliding_window is None:
+        return ctx
+    return ctx - L_win * sympy.Max(0, ctx - W_win) / L
+
+
+def prefill_keys(model, n=s_p) -> sympy.Expr:
+    """Keys per query, on average, in the causal prefill of ``n`` tokens: ``(n + 1)/2``;
+    a window of W removes the ``x(x + 1)/2`` pairs at distance ≥ W (``x = max(0, n − W)``)
+    on ``L_win`` of ``L`` layers."""
+    full = (n + 1) / 2
+    if model.sliding_window is None:
+        return full
+    x = sympy.Max(0, n - W_win)
+    return full - L_win * x * (x + 1) / (2 * n * L)
+
+
 @formula("attention_core_flops", "QKᵀ and attention·V over ctx cached tokens; MLA decode in absorbed form")
 def attention_core_flops(model, ctx=s, *, decode: bool = True) -> sympy.Expr:
     """FLOPs of one layer's attention scores and values for one query token over ``ctx`` keys.
@@ -296,9 +321,9 @@ def define(q: Definitions) -> None:
     q.define(
         "memory.per_gpu.kv_cache",
         "M_kv",
-        kv_tok * b * s,
+        kv_tok * b * kv_tokens_kept(model, s),
         "B",
-        "KV cache for batch × (seq_len + new_tokens) tokens",
+        "KV cache for batch × (seq_len + new_tokens) tokens (sliding-window layers: the last W)",
         kv_src,
     )
     act_prefill = q_a * s_p * (4 * h + 2 * f) / t
@@ -316,18 +341,29 @@ def define(q: Definitions) -> None:
     q.define(
         "memory.max_batch",
         "b_max",
-        sympy.Max(0, sympy.floor((free - act_prefill) / (kv_tok * s + 4 * V))),
+        sympy.Max(0, sympy.floor((free - act_prefill) / (kv_tok * kv_tokens_kept(model, s) + 4 * V))),
         "sequences",
         "the most concurrent sequences whose KV cache (seq_len + new_tokens each) and logits fit",
         "capacity − weights − other − activations, ÷ per-sequence bytes",
     )
+    budget = (free - M_a) / (kv_tok * b)  # cached tokens per sequence (averaged over layers) that fit
+    max_ctx_src = "capacity − weights − other − activations, ÷ (KV bytes per token × batch)"
+    if model.sliding_window is not None:
+        if model.n_sliding_layers == model.layers:
+            # every layer keeps only W tokens: past W the cache stops growing; the model's own
+            # limit (max_positions, when known) bounds the context instead
+            beyond = P_max if model.max_positions is not None else budget
+        else:  # kv_tokens_kept inverted: past W only the L − L_win full layers grow
+            beyond = W_win + (budget - W_win) * L / (L - L_win)
+        budget = sympy.Piecewise((budget, budget <= W_win), (beyond, True))
+        max_ctx_src += "; inverted through kv_tokens_kept (sliding-window layers keep W tokens)"
     q.define(
         "memory.max_context",
         "s_max",
-        sympy.Max(0, sympy.floor((free - M_a) / (kv_tok * b))),
+        sympy.Max(0, sympy.floor(budget)),
         "tokens",
         "the longest sequence (prompt + generated) whose KV cache fits at the plan's batch",
-        "capacity − weights − other − activations, ÷ (KV bytes per token × batch)",
+        max_ctx_src,
     )
     q.define(
         "memory.kv_cache_capacity_tokens",
@@ -373,7 +409,8 @@ def define(q: Definitions) -> None:
         "mean context of a decode step (prompt + half the generated tokens)",
         "KV reads grow linearly over the generation, so the mean step is the step at the mean context",
     )
-    prefill_ctx = (s_p + 1) / 2  # causal: query i attends to i keys
+    prefill_ctx = prefill_keys(model)  # causal: query i attends to i keys (at most W with a window)
+    ctx_kept = kv_tokens_kept(model, ctx)  # the mean decode step's cached (and attended) tokens
 
     # decode: one token for each of the batch's sequences
     u_dec = experts_read("serving.experts_read_decode", "u_dec", b, "one decode step")
@@ -385,11 +422,11 @@ def define(q: Definitions) -> None:
         "weight bytes one decode step reads per GPU (untouched experts and embedding rows are not read)",
         SRC_MOE,
     )
-    B_kv_dec = q.define("serving.decode_kv_bytes", "B_kv_dec", b * ctx * kv_tok, "B", "KV-cache bytes one decode step reads per GPU", kv_src)
+    B_kv_dec = q.define("serving.decode_kv_bytes", "B_kv_dec", b * ctx_kept * kv_tok, "B", "KV-cache bytes one decode step reads per GPU", kv_src)
     T_dec = q.define(
         "time.decode_step_seconds",
         "T_dec",
-        step_seconds(B_w_dec, gemm_flops(b, b), B_kv_dec, b * L_s * attention_core_flops(model, ctx, decode=True) / t, b),
+        step_seconds(B_w_dec, gemm_flops(b, b), B_kv_dec, b * L_s * attention_core_flops(model, ctx_kept, decode=True) / t, b),
         "s",
         "one decode step of the whole batch: weights + KV read (or FLOPs), TP all-reduces, pipeline sends",
         SRC_ROOFLINE + "; α–β all-reduces (Thakur et al. 2005), 2 per layer (Megatron-LM)",
@@ -424,8 +461,8 @@ def define(q: Definitions) -> None:
         step_seconds(
             weight_bytes(u_ttft),
             gemm_flops(s_p + b - 1, b),
-            s_p * kv_tok + (b - 1) * ctx * kv_tok,
-            (s_p * attention_core_flops(model, prefill_ctx, decode=False) + (b - 1) * attention_core_flops(model, ctx, decode=True))
+            s_p * kv_tok + (b - 1) * ctx_kept * kv_tok,
+            (s_p * attention_core_flops(model, prefill_ctx, decode=False) + (b - 1) * attention_core_flops(model, ctx_kept, decode=True))
             * L_s
             / t,
             s_p + b - 1,
