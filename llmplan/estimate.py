@@ -173,6 +173,8 @@ def _structure_key(plan: Plan) -> tuple:
         m.sandwich_norm,
         m.sliding_window is not None,
         m.n_sliding_layers == m.layers,
+        m.attn_softcap is not None,
+        m.logit_softcap is not None,
         m.mtp_layers > 0,
         None if m.mla is None else m.mla.q_lora_rank is None,
         None if moe is None else (moe.shared_experts > 0, moe.router_bias, moe.shared_expert_gate),

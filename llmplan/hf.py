@@ -26,6 +26,7 @@ qwen2_moe      gated MoE   RMSNorm      qkv_bias (q/k/v)  none       none      k
 phi3           gated       RMSNorm      none (fixed)      none       none      key (F)
 starcoder2     plain GELU  LayerNorm    use_bias (all)    use_bias   none      key (T)
 gemma          gated       RMSNorm 1+w  attention_bias    none       none      key (T)
+gemma2         gated       RMSNorm 1+w  attention_bias    none       none      key (T)
 gemma3_text    gated       RMSNorm 1+w  attention_bias    none       per head  key (T)
 gpt2           plain GELU  LayerNorm    all (fixed)       yes        none      key (T)
 gpt_neox       plain GELU  LayerNorm    attention_bias    yes        none      key (F)
@@ -38,8 +39,9 @@ Qwen2-MoE adds one shared expert of ``shared_expert_intermediate_size`` behind a
 gate ``Linear(hidden, 1)``; Phi-3 fuses Q, K, V into ``qkv_proj`` and gate and up into
 ``gate_up_proj`` (the same parameters as Llama's separate matrices, fewer LoRA adapters).
 Gemma's RMSNorm scales by ``1 + w`` in fp32 (same parameters, more saved activations);
-Gemma 3 adds post-attention and post-MLP norms (``sandwich_norm``: four per layer) and
-per-head q/k norms. A multimodal ``gemma3`` config is read through its ``text_config``
+Gemma 2 and 3 add post-attention and post-MLP norms (``sandwich_norm``: four per layer);
+Gemma 2 soft-caps attention scores and logits (``attn_softcap``, ``logit_softcap``),
+Gemma 3 has per-head q/k norms instead. A multimodal ``gemma3`` config is read through its ``text_config``
 (the language model; the vision tower and projector are not counted, with a warning).
 Sliding-window layers (Gemma 3, Mistral 7B v0.1, StarCoder2, Phi-3-mini, Qwen with
 ``use_sliding_window``) set ``sliding_window`` and ``sliding_layers`` as the class assigns
@@ -79,6 +81,7 @@ SUPPORTED_MODEL_TYPES = (
     "phi3",
     "starcoder2",
     "gemma",
+    "gemma2",
     "gemma3_text",
     "gpt2",
     "gpt_neox",
@@ -535,8 +538,8 @@ def _window(r: _Reader, f: dict[str, Any], rule: str, default: int | None = None
     types = r.cfg.get("layer_types")
     if isinstance(types, (list, tuple)) and types:
         sliding = sum(1 for t in types if t == "sliding_attention")
-    elif rule == "gemma3":
-        pattern = r.cfg.get("sliding_window_pattern") or 6
+    elif rule in ("gemma2", "gemma3"):  # every pattern-th layer full: Gemma 2 alternates, Gemma 3 is 5:1
+        pattern = r.cfg.get("sliding_window_pattern") or (2 if rule == "gemma2" else 6)
         sliding = sum(1 for i in range(layers) if (i + 1) % int(pattern))
     elif rule == "qwen":
         if not r.cfg.get("use_sliding_window"):
@@ -576,9 +579,37 @@ def _gemma3_text(r: _Reader) -> dict[str, Any]:
     f["sandwich_norm"] = True
     f["attention_bias"] = "all" if r.flag("attention_bias", False, "Gemma3TextConfig default") else "none"
     f["tied_embeddings"] = _tied(r, default=True)
-    r.ignored("final_logit_softcapping", "the logits' tanh soft-capping keeps one more vocabulary-wide tensor, not counted")
-    r.ignored("attn_logit_softcapping", "soft-capped attention scores run eagerly, not counted")
+    _softcaps(r, f, None, None)
     _window(r, f, "gemma3", 4096)
+    return f
+
+
+def _softcaps(r: _Reader, f: dict[str, Any], attn: float | None, logits: float | None) -> None:
+    """``attn_logit_softcapping`` / ``final_logit_softcapping`` (class defaults ``attn``, ``logits``)."""
+    for key, field, default in (("attn_logit_softcapping", "attn_softcap", attn),
+                                ("final_logit_softcapping", "logit_softcap", logits)):
+        value = r.cfg[key] if key in r.cfg else default
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            r.problems.append(Problem(r._path(key), f"{value!r} is not a positive number (or null)"))
+            continue
+        if key not in r.cfg:
+            r.warnings.append(f"{r.prefix}{key} not given: assumed {default} ({r.model_type} config default)")
+        f[field] = float(value)
+
+
+def _gemma2(r: _Reader) -> dict[str, Any]:
+    """Gemma 2 (``Gemma2ForCausalLM``): Gemma's norms, four per layer, GeGLU, head_dim 256 by
+    default, tied head, soft-capped attention scores (50) and logits (30), every other layer
+    windowed (4096)."""
+    f = _common(r, head_dim_default=256, head_dim_why="Gemma2Config default")
+    f["mlp"] = _gated_mlp(r, "hidden_activation", "gelu_pytorch_tanh")
+    f["sandwich_norm"] = True
+    f["attention_bias"] = "all" if r.flag("attention_bias", False, "Gemma2Config default") else "none"
+    f["tied_embeddings"] = _tied(r, default=True)
+    _softcaps(r, f, 50.0, 30.0)
+    _window(r, f, "gemma2", 4096)
     return f
 
 
@@ -714,6 +745,7 @@ _READERS: dict[str, tuple[str, Callable]] = {
     "phi3": ("dense", _phi3),
     "starcoder2": ("dense", _starcoder2),
     "gemma": ("dense", _gemma),
+    "gemma2": ("dense", _gemma2),
     "gemma3_text": ("dense", _gemma3_text),
     "gemma3": ("dense", _gemma3),  # read only: its text_config, written back as gemma3_text
     "gpt2": ("dense", _gpt2),
@@ -805,7 +837,7 @@ def _unsupported(model: Model, mt: str, what: list[str]) -> None:
 
 #: types whose transformers class can build sliding-window layers, and how it is told which
 _WINDOW_RULES = {"mistral": "all", "mixtral": "all", "phi3": "all", "starcoder2": "all",
-                 "qwen2": "qwen", "qwen2_moe": "qwen", "qwen3": "qwen", "gemma3_text": "types"}
+                 "qwen2": "qwen", "qwen2_moe": "qwen", "qwen3": "qwen", "gemma2": "types", "gemma3_text": "types"}
 
 
 def _window_keys(model: Model, mt: str, want: Callable[[bool, str], None]) -> dict[str, Any]:
@@ -881,7 +913,9 @@ def to_hf_config(model: Model) -> dict[str, Any]:
     d.update(_window_keys(model, mt, want))
     want(model.hf_activation is None or mt != "mpt", f"hf_activation {model.hf_activation!r} (MptMLP's GELU is fixed)")
     want(not model.parallel_residual or mt == "gpt_neox", "a parallel residual")
-    want(model.sandwich_norm == (mt == "gemma3_text"), "sandwich norms" if model.sandwich_norm else "no sandwich norms")
+    want(model.sandwich_norm == (mt in ("gemma2", "gemma3_text")), "sandwich norms" if model.sandwich_norm else "no sandwich norms")
+    softcaps = mt in ("gemma2", "gemma3_text")
+    want(softcaps or (model.attn_softcap is None and model.logit_softcap is None), "soft-capping")
     if mt == "gpt2":
         want(model.attention_bias == "all" and model.mlp_bias, "bias-free projections")
         want(model.kv_heads in (None, model.heads), "grouped-query attention")
@@ -960,12 +994,14 @@ def to_hf_config(model: Model) -> dict[str, Any]:
         return d
 
     act = model.hf_activation or ("gelu_pytorch_tanh" if model.mlp == "geglu" else "silu")
-    if mt in ("gemma", "gemma3_text"):
+    if mt in ("gemma", "gemma2", "gemma3_text"):
         want(model.attention_bias in ("all", "none") and not model.mlp_bias, f"attention_bias {model.attention_bias!r} / MLP biases")
-        d.update({"hidden_activation" if mt == "gemma3_text" else "hidden_act": act,
+        d.update({"hidden_act" if mt == "gemma" else "hidden_activation": act,
                   "num_key_value_heads": model.n_kv_heads, "head_dim": model.d_head,
                   "attention_bias": model.attention_bias == "all"})
-        if mt == "gemma3_text" and model.sliding_window is None:  # no window: every layer full attention
+        if softcaps:
+            d.update(attn_logit_softcapping=model.attn_softcap, final_logit_softcapping=model.logit_softcap)
+        if mt != "gemma" and model.sliding_window is None:  # no window: every layer full attention
             d["layer_types"] = ["full_attention"] * model.layers
         _unsupported(model, mt, bad)
         return d

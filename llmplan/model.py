@@ -257,6 +257,11 @@ class Model(_Checked):
         sliding_layers: how many of the ``layers`` use the window (Gemma 3: 5 of every
             6; Mistral 7B v0.1, StarCoder2, Phi-3-mini: all); default all when
             ``sliding_window`` is set.
+        attn_softcap: Gemma 2's attention-logit soft-capping ``c·tanh(x/c)`` (50), or
+            ``None``. Unfused attention stores the ``tanh`` output, one more
+            ``q_a·a·s²·b`` per layer; FlashAttention caps inside the kernel.
+        logit_softcap: the output logits' soft-capping (Gemma 2: 30), or ``None``: the
+            ``tanh`` output is stored besides the logits, ``q_a·s·b·V`` more.
         mla: multi-head latent attention block, or ``None``.
         hf_model_type: the transformers ``model_type`` whose class this shape mirrors.
         hf_activation: the transformers activation function when it is a Python
@@ -289,6 +294,8 @@ class Model(_Checked):
     sandwich_norm: bool = False
     sliding_window: int | None = None
     sliding_layers: int | None = None
+    attn_softcap: float | None = None
+    logit_softcap: float | None = None
     mla: MLA | None = None
     hf_model_type: str | None = None
     hf_activation: str | None = None
@@ -344,6 +351,10 @@ class Model(_Checked):
                 _positive_int(self, name, p)
         if self.sliding_layers is not None:
             _positive_int(self, "sliding_layers", p, allow_zero=True)
+        for name in ("attn_softcap", "logit_softcap"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+                p.append(Problem(name, f"{value!r} is not a positive number (the cap c of c·tanh(x/c)), or leave it unset"))
         _positive_int(self, "mtp_layers", p, allow_zero=True)
         _choice(self, "mlp", MLP_KINDS, p)
         _choice(self, "norm", NORMS, p)

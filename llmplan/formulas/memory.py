@@ -165,7 +165,8 @@ def activations_per_layer(
     1-byte dropout masks: norms' inputs ``2·q_a·sbh``; attention: QKV input ``q_a·sbh``,
     Q ``q_a·sb·a·d``, K and V ``q_a·sb·a_kv·d`` each, output-projection input
     ``q_a·sb·a·d``, softmax output ``q_a·a·s²b`` (+ dropout mask ``a·s²b`` and output
-    ``q_a·a·s²b``) — no ``s²`` terms with FlashAttention or selective recompute; MLP:
+    ``q_a·a·s²b``; with ``model.attn_softcap`` the capped scores' ``tanh`` output,
+    ``q_a·a·s²b`` more) — no ``s²`` terms with FlashAttention or selective recompute; MLP:
     input ``q_a·sbh`` + ``3·q_a·sbf`` gated (gate, up, product) or ``2·q_a·sbf`` plain;
     dropout masks ``sbh`` after attention and MLP. With ``model.parallel_residual`` both
     norms read the layer input: one norm input ``q_a·sbh`` fewer; with
@@ -312,6 +313,8 @@ def activations_per_layer(
     scores = sympy.Integer(0)
     if not flash and "core_attn" not in rec:
         scores = q_a * a * s**2 * b
+        if model.attn_softcap is not None:  # Gemma 2: c·tanh(scores/c) keeps its tanh output
+            scores += q_a * a * s**2 * b
         if model.dropout:
             scores += a * s**2 * b + q_a * a * s**2 * b
     if hf:
@@ -324,7 +327,7 @@ def activations_per_layer(
 
 #: transformers classes whose RMSNorm multiplies by ``1 + w`` in fp32 before casting back
 #: (GemmaRMSNorm and its copies; measured by ``tests/oracle/test_oracle_activations.py``)
-GEMMA_NORM = frozenset({"gemma", "gemma3_text"})
+GEMMA_NORM = frozenset({"gemma", "gemma2", "gemma3_text"})
 
 #: transformers classes that apply RoPE to slices of one fused QKV projection (the output
 #: projection's input is a copy of the fused attention kernel's output; measured by
@@ -579,6 +582,8 @@ def define(q: Definitions) -> None:
         acts += A_rec
     if holds_last:
         acts += (q_a + 4) * s * b * V / (t * c)  # logits and their fp32 copy for the loss
+        if model.logit_softcap is not None:  # c·tanh(logits/c): the tanh output as well
+            acts += q_a * s * b * V / (t * c)
     if mtp_dense != 0:
         from ..symbols import L_mtp
 

@@ -172,6 +172,8 @@ SMALL: dict[str, tuple[str, dict]] = {
                                             mlp_only_layers=[1])),
     "gemma3_text": ("gemma-3-1b", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4,
                                        num_key_value_heads=2, head_dim=32, intermediate_size=384)),
+    "gemma2": (None, dict(model_type="gemma2", num_hidden_layers=2, hidden_size=128, num_attention_heads=4,
+                          num_key_value_heads=2, head_dim=32, intermediate_size=384)),
     "gemma": (None, dict(model_type="gemma", num_hidden_layers=2, hidden_size=128, num_attention_heads=4,
                          num_key_value_heads=2, head_dim=32, intermediate_size=384)),
     # no published StarCoder2 config.json among the fixtures: the class defaults (use_bias, tied head,

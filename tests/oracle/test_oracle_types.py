@@ -136,6 +136,13 @@ def test_gemma(s, bias):
 
 @SETTINGS
 @given(shape(explicit_head_dim=True), st.sampled_from(["none", "all"]))
+def test_gemma2(s, bias):
+    check(Dense(**s, mlp="geglu", sandwich_norm=True, attention_bias=bias, attn_softcap=50.0, logit_softcap=30.0,
+                hf_model_type="gemma2"))
+
+
+@SETTINGS
+@given(shape(explicit_head_dim=True), st.sampled_from(["none", "all"]))
 def test_gemma3_text(s, bias):
     check(Dense(**s, mlp="geglu", qk_norm="head", sandwich_norm=True, attention_bias=bias, hf_model_type="gemma3_text"))
 
