@@ -20,6 +20,7 @@ mixtral        gated MoE   RMSNorm      none (fixed)      none       none      k
 qwen2          gated       RMSNorm      q/k/v (fixed)     none       none      key (F)
 qwen3          gated       RMSNorm      attention_bias    none       per head  key (F)
 qwen3_moe      gated MoE   RMSNorm      attention_bias    none       per head  key (F)
+deepseek_v2    gated MoE   RMSNorm      attention_bias    none       (MLA)     key (F)
 deepseek_v3    gated MoE   RMSNorm      attention_bias    none       (MLA)     key (F)
 olmo2          gated       RMSNorm      attention_bias    none       full      key (F)
 qwen2_moe      gated MoE   RMSNorm      qkv_bias (q/k/v)  none       none      key (F)
@@ -77,6 +78,7 @@ SUPPORTED_MODEL_TYPES = (
     "qwen3",
     "qwen3_moe",
     "qwen2_moe",
+    "deepseek_v2",
     "deepseek_v3",
     "phi3",
     "starcoder2",
@@ -371,13 +373,20 @@ def _qwen3_moe(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
     )
 
 
-def _deepseek_v3(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
+def _deepseek_v2(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
+    """DeepSeek-V2 / V2-Lite: V3's MLA and MoE layout without multi-token prediction; the
+    node-limited routing only with ``topk_method = "group_limited_greedy"``."""
+    return _deepseek_v3(r, v2=True)
+
+
+def _deepseek_v3(r: _Reader, *, v2: bool = False) -> tuple[dict[str, Any], Experts | None]:
     f = _common(r)
     f["mlp"] = _gated_mlp(r)
     f["tied_embeddings"] = _tied(r)
     f["kv_heads"] = None  # MLA: keys and values come from the shared latent
     f["head_dim"] = None
-    bias = r.flag("attention_bias", False, "DeepseekV3Config default")
+    cls = "DeepseekV2Config" if v2 else "DeepseekV3Config"
+    bias = r.flag("attention_bias", False, f"{cls} default")
     f["attention_bias"] = "all" if bias else "none"
     q_lora = r.cfg.get("q_lora_rank")
     mla_vals = {
@@ -389,13 +398,16 @@ def _deepseek_v3(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
     }
     if "q_lora_rank" not in r.cfg:
         r.warnings.append("q_lora_rank not given: assumed null (queries projected directly)")
-    f["mtp_layers"] = r.opt_int(
-        "num_nextn_predict_layers",
-        "num_mtp_layers",
-        default=1,
-        why="DeepseekV3Config default num_mtp_layers",
-        allow_zero=True,
-    )
+    if v2:
+        r.ignored("num_nextn_predict_layers", "DeepSeek-V2 has no multi-token-prediction module")
+    else:
+        f["mtp_layers"] = r.opt_int(
+            "num_nextn_predict_layers",
+            "num_mtp_layers",
+            default=1,
+            why="DeepseekV3Config default num_mtp_layers",
+            allow_zero=True,
+        )
     experts = r.req("n_routed_experts", "num_local_experts")
     top_k = r.req("num_experts_per_tok")
     shared = r.req("n_shared_experts", allow_zero=True)
@@ -404,8 +416,13 @@ def _deepseek_v3(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
     freq = r.opt_int("moe_layer_freq", default=1, why="DeepSeek reference default")
     # group-limited routing (DeepseekV3TopkRouter; report sec. 2.1.2): no parameters, but it
     # bounds the nodes a token's dispatch reaches (llmplan.formulas.comm)
-    groups = r.opt_int("n_group", default=8, why="DeepseekV3Config default")
-    per_token = r.opt_int("topk_group", default=4, why="DeepseekV3Config default")
+    if v2:  # DeepseekV2Moe limits the groups only for topk_method "group_limited_greedy"
+        limited = r.cfg.get("topk_method", "greedy") == "group_limited_greedy"
+        groups = r.opt_int("n_group", default=None, why="") if limited else None
+        per_token = r.opt_int("topk_group", default=None, why="") if limited else None
+    else:
+        groups = r.opt_int("n_group", default=8, why="DeepseekV3Config default")
+        per_token = r.opt_int("topk_group", default=4, why="DeepseekV3Config default")
     route = _route_groups(r, groups, per_token, experts, top_k)
     layers = f["layers"]
     if any(v is None for k, v in mla_vals.items() if k != "q_lora_rank"):
@@ -754,6 +771,7 @@ _READERS: dict[str, tuple[str, Callable]] = {
     "mixtral": ("moe", _mixtral),
     "qwen3_moe": ("moe", _qwen3_moe),
     "qwen2_moe": ("moe", _qwen2_moe),
+    "deepseek_v2": ("moe", _deepseek_v2),
     "deepseek_v3": ("moe", _deepseek_v3),
     "dbrx": ("moe", _dbrx),
 }
@@ -891,8 +909,10 @@ def to_hf_config(model: Model) -> dict[str, Any]:
             bad.append(what)
 
     moe = model.moe if model.is_moe else None  # type: ignore[attr-defined]
-    want((moe is not None) == (mt in ("mixtral", "qwen3_moe", "qwen2_moe", "deepseek_v3", "dbrx")), f"kind {model.kind!r}")
-    want((model.mla is not None) == (mt == "deepseek_v3"), "MLA attention" if model.mla else "no MLA")
+    deepseek = mt in ("deepseek_v2", "deepseek_v3")
+    want((moe is not None) == (mt in ("mixtral", "qwen3_moe", "qwen2_moe", "deepseek_v2", "deepseek_v3", "dbrx")),
+         f"kind {model.kind!r}")
+    want((model.mla is not None) == deepseek, "MLA attention" if model.mla else "no MLA")
     if mt in ("gpt2",):
         want(model.position == "learned", f"position {model.position!r}")
     elif mt == "mpt":
@@ -1014,7 +1034,7 @@ def to_hf_config(model: Model) -> dict[str, Any]:
     if mt == "llama":
         want(model.attention_bias in ("all", "none"), f"attention_bias {model.attention_bias!r}")
         d.update(attention_bias=model.attention_bias == "all", mlp_bias=model.mlp_bias)
-    elif mt in ("qwen3", "qwen3_moe", "olmo2", "deepseek_v3"):
+    elif mt in ("qwen3", "qwen3_moe", "olmo2", "deepseek_v2", "deepseek_v3"):
         want(model.attention_bias in ("all", "none"), f"attention_bias {model.attention_bias!r}")
         want(not model.mlp_bias, "MLP biases")
         d["attention_bias"] = model.attention_bias == "all"
@@ -1051,12 +1071,13 @@ def to_hf_config(model: Model) -> dict[str, Any]:
                  moe_intermediate_size=model.expert_ffn,  # type: ignore[attr-defined]
                  shared_expert_intermediate_size=model.shared_ffn,  # type: ignore[attr-defined]
                  mlp_only_layers=list(moe.dense_layer_ids), decoder_sparse_step=moe.moe_every)
-    elif mt == "deepseek_v3":
+    elif deepseek:
         assert moe is not None and model.mla is not None
         mla = model.mla
         want(moe.moe_every == 1 and not moe.dense_layer_ids and not moe.router_bias
              and model.shared_ffn == model.expert_ffn,  # type: ignore[attr-defined]
-             "a DeepSeek-V3 MoE layout the transformers class cannot build")
+             "a DeepSeek MoE layout the transformers class cannot build")
+        want(mt == "deepseek_v3" or model.mtp_layers == 0, "multi-token prediction (DeepSeek-V2 has none)")
         d.update(
             n_routed_experts=moe.experts, num_experts_per_tok=moe.top_k,
             n_shared_experts=moe.shared_experts,
@@ -1066,9 +1087,12 @@ def to_hf_config(model: Model) -> dict[str, Any]:
             qk_nope_head_dim=mla.qk_nope_head_dim, qk_rope_head_dim=mla.qk_rope_head_dim,
             v_head_dim=mla.v_head_dim,
             num_key_value_heads=model.heads,
-            num_nextn_predict_layers=model.mtp_layers,
             # group-limited routing; no parameters. One group = no limit (routing groups must divide the experts)
             n_group=moe.route_groups or 1, topk_group=moe.route_groups_per_token or 1,
         )
+        if mt == "deepseek_v3":
+            d["num_nextn_predict_layers"] = model.mtp_layers
+        elif moe.route_groups:
+            d["topk_method"] = "group_limited_greedy"
     _unsupported(model, mt, bad)
     return d

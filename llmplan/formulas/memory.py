@@ -250,7 +250,7 @@ def activations_per_layer(
       down-projection saves anyway — instead of its input, ``q_a·sbf`` fewer (OPT);
     * MoE layers (transformers' default ``grouped_mm`` experts) also keep each routed
       copy's expert output (``q_a·h``) for the gradient of its routing weight;
-      DeepSeek-V3's router multiplies in fp32 and saves an fp32 copy of its input.
+      DeepSeek-V2/V3's router multiplies in fp32 and saves an fp32 copy of its input.
 
     These extras follow ``core_attn`` only (transformers has no selective recomputation).
 
@@ -381,7 +381,7 @@ def _hf_extras(model, *, flash: bool, core_recomputed: bool, moe_layer: bool) ->
             sharded += width_extra * q_a * sb * f
     if moe_layer:
         replicated += k * q_a * sb * h  # each routed copy's expert output, for its routing weight's gradient
-        if model.hf_model_type == "deepseek_v3":  # F.linear(x.float(), W.float()): an fp32 copy of the router input
+        if model.hf_model_type in ("deepseek_v2", "deepseek_v3"):  # F.linear(x.float(), W.float()): an fp32 copy of the router input
             replicated += sympy.Piecewise((0, sympy.Eq(q_a, 4)), (4 * sb * h, True))
     return replicated, sharded
 

@@ -247,8 +247,9 @@ def test_moe_layers_within_tolerance(name, dtype, attn):
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "fp32"])
-def test_deepseek_v3_mla_and_moe(dtype):
-    model, hf = build("deepseek_v3", dtype, "eager")
+@pytest.mark.parametrize("name", ["deepseek_v2", "deepseek_v3"])
+def test_deepseek_mla_and_moe(name, dtype):
+    model, hf = build(name, dtype, "eager")
     saved = measure(hf, ids())
     dense = predicted(model, dtype, layer=0, flash=False)
     if dtype == "bf16":

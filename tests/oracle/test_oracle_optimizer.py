@@ -150,14 +150,15 @@ def test_lora_dense_models_exact(name, targets):
     assert got == llmplan_lora(name, targets)
 
 
-@pytest.mark.parametrize("name", ["mixtral", "qwen3_moe", "qwen2_moe", "deepseek_v3"])
+@pytest.mark.parametrize("name", ["mixtral", "qwen3_moe", "qwen2_moe", "deepseek_v2", "deepseek_v3"])
 def test_lora_attention_targets_on_moe_models_exact(name):
-    targets = ["q_a_proj", "kv_b_proj"] if name == "deepseek_v3" else ["q_proj", "v_proj"]
+    # DeepSeek-V3 has a query latent (q_a_proj); the reduced V2-Lite projects queries directly (q_proj)
+    targets = {"deepseek_v3": ["q_a_proj", "kv_b_proj"], "deepseek_v2": ["q_proj", "kv_b_proj"]}.get(name, ["q_proj", "v_proj"])
     got, _ = lora_trainable(name, targets)
     assert got == llmplan_lora(name, targets)
 
 
-@pytest.mark.parametrize("name", ["mixtral", "qwen3_moe", "qwen2_moe", "deepseek_v3"])
+@pytest.mark.parametrize("name", ["mixtral", "qwen3_moe", "qwen2_moe", "deepseek_v2", "deepseek_v3"])
 def test_lora_all_linear_on_moe_models_differs_as_documented(name):
     """transformers 5: PEFT adapts the fused gate_up at rank 2r; PEFT 0.21 also skips the dense
     MLPs and shared experts of Qwen3-MoE / DeepSeek-V3, which PEFT 0.22 adapts."""

@@ -82,6 +82,11 @@ BY_HAND = {
     "pythia-6.9b": 32 * (12 * 4096**2 + 13 * 4096) + 2 * 50432 * 4096 + 2 * 4096,
     # MPT block: Wqkv 3h² + out_proj h² + up/down 8h², two bias-free LayerNorms 2h; tied head; final norm h
     "mpt-7b-instruct": 32 * (12 * 4096**2 + 2 * 4096) + 50432 * 4096 + 4096,
+    # DeepSeek-V2-Lite: MLA without a query latent (q_proj h·a·192, kv_a h·(512 + 64), its norm 512,
+    # kv_b 512·a·(128 + 128), o a·128·h); one dense MLP; 26 MoE layers of 64 routed experts, two shared
+    # (one MLP of 2·1408) and the router; no MTP module
+    "deepseek-v2-lite": 27 * (2048 * 16 * 192 + 2048 * 576 + 512 + 512 * 16 * 256 + 16 * 128 * 2048 + 2 * 2048)
+    + 3 * 2048 * 10944 + 26 * (64 * 3 * 2048 * 1408 + 3 * 2048 * 2 * 1408 + 2048 * 64) + 2 * 102400 * 2048 + 2048,
     # Gemma 3: q 1152·4·256, k and v 1152·256, o 4·256·1152, q/k norms 2·256, GeGLU 3·1152·6912,
     # four norms 4·1152; tied head; final norm
     "gemma-3-1b": 26 * (2 * 1152 * 1024 + 2 * 1152 * 256 + 2 * 256 + 3 * 1152 * 6912 + 4 * 1152) + 262144 * 1152 + 1152,
@@ -135,7 +140,8 @@ def test_rounded_published_sizes():
     # Gemma 3 Technical Report (arXiv 2503.19786), Table 1: 1B = 302M embedding + 698M non-embedding
     assert round(c["gemma-3-1b"]["embedding"] / 1e6) == 302
     assert round((c["gemma-3-1b"]["total"] - c["gemma-3-1b"]["embedding"]) / 1e6) == 698
-    assert round(c["phi-3-mini-4k"]["total"] / 1e9, 1) == 3.8  # Abdin et al. 2024: "3.8 billion parameter"
+    assert round(c["phi-3-mini-4k"]["total"] / 1e9, 1) == 3.8
+    assert round(c["deepseek-v2-lite"]["total"] / 1e9, 1) == 15.7  # DeepSeek-V2 report, appendix: "15.7B"  # Abdin et al. 2024: "3.8 billion parameter"
     # Qwen blog (Qwen1.5-MoE, 2024): "14.3B parameters in total and 2.7B activated"
     assert round(c["qwen1.5-moe-a2.7b"]["total"] / 1e9, 1) == 14.3
     assert round(c["qwen1.5-moe-a2.7b"]["active"] / 1e9, 1) == 2.7

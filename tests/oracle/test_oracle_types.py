@@ -189,6 +189,27 @@ def test_gpt2(s, positions, mlp):
 
 
 @SETTINGS
+@given(shape(gqa=False), st.data())
+def test_deepseek_v2(s, data):
+    s = dict(s, kv_heads=None, head_dim=None)
+    mla = MLA(
+        q_lora_rank=data.draw(st.one_of(st.none(), st.integers(1, 16))),
+        kv_lora_rank=data.draw(st.integers(1, 16)),
+        qk_nope_head_dim=data.draw(st.sampled_from([2, 4, 8])),
+        qk_rope_head_dim=data.draw(st.sampled_from([2, 4])),
+        v_head_dim=data.draw(st.sampled_from([2, 4, 8])),
+    )
+    layers = s["layers"]
+    expert_ffn = data.draw(st.integers(1, 24))
+    moe = data.draw(
+        experts(layers, shared_experts=data.draw(st.integers(0, 2)), expert_ffn=expert_ffn,
+                shared_ffn=expert_ffn, dense_layers=data.draw(st.integers(0, layers)))
+    )
+    check(MoE(**s, mla=mla, moe=moe, attention_bias=data.draw(st.sampled_from(["none", "all"])),
+              hf_model_type="deepseek_v2"))
+
+
+@SETTINGS
 @given(shape(gqa=False), st.sampled_from(["none", "all"]))
 def test_gpt_neox(s, bias):
     check(Dense(**s, mlp="gelu", norm="layernorm", attention_bias=bias, mlp_bias=True, hf_model_type="gpt_neox"))
