@@ -174,6 +174,7 @@ def _structure_key(plan: Plan) -> tuple:
         m.sliding_window is not None,
         m.n_sliding_layers == m.layers,
         m.attn_softcap is not None,
+        m.attention_sinks,
         m.logit_softcap is not None,
         m.mtp_layers > 0,
         None if m.mla is None else m.mla.q_lora_rank is None,

@@ -29,6 +29,7 @@ starcoder2     plain GELU  LayerNorm    use_bias (all)    use_bias   none      k
 gemma          gated       RMSNorm 1+w  attention_bias    none       none      key (T)
 gemma2         gated       RMSNorm 1+w  attention_bias    none       none      key (T)
 gemma3_text    gated       RMSNorm 1+w  attention_bias    none       per head  key (T)
+gpt_oss        gated MoE   RMSNorm      attention_bias    experts    none      key (F)
 gpt2           plain GELU  LayerNorm    all (fixed)       yes        none      key (T)
 gpt_neox       plain GELU  LayerNorm    attention_bias    yes        none      key (F)
 dbrx           gated MoE   LN, no bias  none (fixed)      none       none      never
@@ -85,6 +86,7 @@ SUPPORTED_MODEL_TYPES = (
     "gemma",
     "gemma2",
     "gemma3_text",
+    "gpt_oss",
     "gpt2",
     "gpt_neox",
     "olmo2",
@@ -640,6 +642,23 @@ def _gemma3(r: _Reader) -> dict[str, Any]:
     return _gemma3_text(text)
 
 
+def _gpt_oss(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
+    """gpt-oss (``GptOssForCausalLM``): GQA with biases and a learned sink per head, every
+    other layer windowed (128), every layer MoE with biased experts and a biased router."""
+    f = _common(r, head_dim_default=64, head_dim_why="GptOssConfig default")
+    f["mlp"] = "swiglu"  # GptOssExperts: a fused gate_up of 2·f, a clamped SwiGLU, a down projection
+    f["attention_bias"] = "all" if r.flag("attention_bias", True, "GptOssConfig default") else "none"
+    f["mlp_bias"] = True  # gate_up_proj_bias (2·f) and down_proj_bias (h) on every expert
+    f["attention_sinks"] = True
+    f["tied_embeddings"] = _tied(r)
+    _window(r, f, "gemma2", 128)
+    experts = r.req("num_local_experts", "num_experts")
+    top_k = r.req("num_experts_per_tok")
+    if experts is None or top_k is None:
+        return f, None
+    return f, Experts(experts=experts, top_k=top_k, router_bias=True)
+
+
 def _gpt2(r: _Reader) -> dict[str, Any]:
     hidden = r.req("n_embd", "hidden_size")
     inner = r.cfg.get("n_inner")
@@ -765,6 +784,7 @@ _READERS: dict[str, tuple[str, Callable]] = {
     "gemma2": ("dense", _gemma2),
     "gemma3_text": ("dense", _gemma3_text),
     "gemma3": ("dense", _gemma3),  # read only: its text_config, written back as gemma3_text
+    "gpt_oss": ("moe", _gpt_oss),
     "gpt2": ("dense", _gpt2),
     "gpt_neox": ("dense", _gpt_neox),
     "mpt": ("dense", _mpt),
@@ -855,7 +875,8 @@ def _unsupported(model: Model, mt: str, what: list[str]) -> None:
 
 #: types whose transformers class can build sliding-window layers, and how it is told which
 _WINDOW_RULES = {"mistral": "all", "mixtral": "all", "phi3": "all", "starcoder2": "all",
-                 "qwen2": "qwen", "qwen2_moe": "qwen", "qwen3": "qwen", "gemma2": "types", "gemma3_text": "types"}
+                 "qwen2": "qwen", "qwen2_moe": "qwen", "qwen3": "qwen", "gemma2": "types", "gemma3_text": "types",
+                 "gpt_oss": "types"}
 
 
 def _window_keys(model: Model, mt: str, want: Callable[[bool, str], None]) -> dict[str, Any]:
@@ -910,7 +931,7 @@ def to_hf_config(model: Model) -> dict[str, Any]:
 
     moe = model.moe if model.is_moe else None  # type: ignore[attr-defined]
     deepseek = mt in ("deepseek_v2", "deepseek_v3")
-    want((moe is not None) == (mt in ("mixtral", "qwen3_moe", "qwen2_moe", "deepseek_v2", "deepseek_v3", "dbrx")),
+    want((moe is not None) == (mt in ("mixtral", "qwen3_moe", "qwen2_moe", "deepseek_v2", "deepseek_v3", "dbrx", "gpt_oss")),
          f"kind {model.kind!r}")
     want((model.mla is not None) == deepseek, "MLA attention" if model.mla else "no MLA")
     if mt in ("gpt2",):
@@ -935,6 +956,7 @@ def to_hf_config(model: Model) -> dict[str, Any]:
     want(not model.parallel_residual or mt == "gpt_neox", "a parallel residual")
     want(model.sandwich_norm == (mt in ("gemma2", "gemma3_text")), "sandwich norms" if model.sandwich_norm else "no sandwich norms")
     softcaps = mt in ("gemma2", "gemma3_text")
+    want(model.attention_sinks == (mt == "gpt_oss"), "attention sinks" if model.attention_sinks else "no attention sinks")
     want(softcaps or (model.attn_softcap is None and model.logit_softcap is None), "soft-capping")
     if mt == "gpt2":
         want(model.attention_bias == "all" and model.mlp_bias, "bias-free projections")
@@ -1014,6 +1036,18 @@ def to_hf_config(model: Model) -> dict[str, Any]:
         return d
 
     act = model.hf_activation or ("gelu_pytorch_tanh" if model.mlp == "geglu" else "silu")
+    if mt == "gpt_oss":
+        assert moe is not None
+        want(model.attention_bias in ("all", "none"), f"attention_bias {model.attention_bias!r}")
+        want(model.mlp_bias and model.mlp == "swiglu" and moe.router_bias and moe.shared_experts == 0
+             and moe.dense_layers == 0 and not moe.dense_layer_ids and moe.moe_every == 1
+             and moe.expert_ffn in (None, model.ffn), "a MoE layout other than biased SwiGLU experts in every layer")
+        d.update(num_key_value_heads=model.n_kv_heads, head_dim=model.d_head, attention_bias=model.attention_bias == "all",
+                 num_local_experts=moe.experts, num_experts_per_tok=moe.top_k)
+        if model.sliding_window is None:
+            d["layer_types"] = ["full_attention"] * model.layers
+        _unsupported(model, mt, bad)
+        return d
     if mt in ("gemma", "gemma2", "gemma3_text"):
         want(model.attention_bias in ("all", "none") and not model.mlp_bias, f"attention_bias {model.attention_bias!r} / MLP biases")
         d.update({"hidden_act" if mt == "gemma" else "hidden_activation": act,

@@ -257,6 +257,8 @@ class Model(_Checked):
         sliding_layers: how many of the ``layers`` use the window (Gemma 3: 5 of every
             6; Mistral 7B v0.1, StarCoder2, Phi-3-mini: all); default all when
             ``sliding_window`` is set.
+        attention_sinks: a learned logit per query head that joins every softmax as an
+            extra key with no value (gpt-oss: ``self_attn.sinks``): ``a`` parameters per layer.
         attn_softcap: Gemma 2's attention-logit soft-capping ``c·tanh(x/c)`` (50), or
             ``None``. Unfused attention stores the ``tanh`` output, one more
             ``q_a·a·s²·b`` per layer; FlashAttention caps inside the kernel.
@@ -294,6 +296,7 @@ class Model(_Checked):
     sandwich_norm: bool = False
     sliding_window: int | None = None
     sliding_layers: int | None = None
+    attention_sinks: bool = False
     attn_softcap: float | None = None
     logit_softcap: float | None = None
     mla: MLA | None = None

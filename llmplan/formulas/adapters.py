@@ -16,8 +16,9 @@ PEFT's, version-dependent, so not copied here: it adapts the fused ``gate_up_pro
 rank ``2r`` (``2r·(h + 2f_e)`` per expert, not ``2r·(h + f_e)``); PEFT 0.21 also skips the
 dense MLP layers and shared experts of Qwen3-MoE / DeepSeek-V3 (its v4→v5 name mapping
 turns ``gate_proj``/``up_proj``/``down_proj`` into expert parameters only), PEFT 0.22 adapts
-them as llmplan counts. DBRX's experts are
-parameters, not linear layers: no LoRA target reaches them.
+them as llmplan counts. DBRX's and gpt-oss's experts are
+parameters, not linear layers (and gpt-oss's router is no ``nn.Linear``): no LoRA target
+reaches them, and ``"all-linear"`` adapts the attention projections only.
 
 QLoRA (Dettmers et al. 2023, §3): NF4 base weights (4 bits) with one fp32
 absmax per block of 64 (0.5 bit/param); double quantisation stores those
@@ -84,6 +85,10 @@ def linear_shapes(model) -> dict[str, tuple[sympy.Expr, sympy.Expr, sympy.Expr]]
         shapes["k_proj"] = (h, a_kv * d, L)
         shapes["v_proj"] = (h, a_kv * d, L)
         shapes["o_proj"] = (a * d, h, L)
+    if model.hf_model_type == "gpt_oss":
+        # GptOssExperts holds 3-D parameters and GptOssTopKRouter is no nn.Linear: the attention
+        # projections are the only linear layers (PEFT 0.22's "all-linear" adapts exactly these)
+        return shapes
     # dense MLPs (and, for MoE, each routed and shared expert; LLaMA-style names)
     count_f = dense_layers
     count_e = L_moe * E if model.is_moe else 0

@@ -243,6 +243,10 @@ def activations_per_layer(
       log-sum-exp, ``4·a·sb``;
     * unfused SwiGLU saves ``act(gate)`` as well: ``q_a·sbf`` more per gated MLP
       (and per routed token copy of an expert, per shared expert);
+    * gpt-oss: its RMSNorm keeps ``x̂`` in fp32 (``(8 − q_a)·sbh + 4·sb`` per norm), its
+      eager attention's softmax has the sink as one more column and keeps the row
+      max's int64 indices (``(q_a + 8)·a·sb``) but no fp32 copy, and its clamped
+      SwiGLU keeps 3 more MLP-width tensors per routed copy (:data:`HF_MLP_EXTRA`);
     * a Python-composite activation (``model.hf_activation``: GPT-2's ``gelu_new``,
       GPT-NeoX-20B's ``gelu_fast``, …) saves ``n`` more MLP-width tensors,
       ``n·q_a·sbf`` per MLP (:data:`llmplan.model.HF_COMPOSITE_ACTIVATIONS`: 3 for
@@ -325,6 +329,11 @@ def activations_per_layer(
     return replicated / (t if tp_sp else 1) + sharded / t
 
 
+#: MLP-width tensors a transformers class's activation keeps beyond an unfused SwiGLU: gpt-oss's
+#: clamped SwiGLU (``GptOssExperts._apply_gate``) also keeps the clamped gate, the sigmoid and
+#: ``up + 1`` (measured by ``tests/oracle/test_oracle_activations.py``)
+HF_MLP_EXTRA = {"gpt_oss": 3}
+
 #: transformers classes whose RMSNorm multiplies by ``1 + w`` in fp32 before casting back
 #: (GemmaRMSNorm and its copies; measured by ``tests/oracle/test_oracle_activations.py``)
 GEMMA_NORM = frozenset({"gemma", "gemma2", "gemma3_text"})
@@ -344,6 +353,8 @@ def _hf_extras(model, *, flash: bool, core_recomputed: bool, moe_layer: bool) ->
     gemma = model.hf_model_type in GEMMA_NORM
     if gemma:  # fp32 input copy and fp32 x̂ (instead of the q_a input), rsqrt, fp32 (1 + w)
         replicated += norms * ((8 - q_a) * sb * h + 4 * sb + 4 * h)
+    elif model.hf_model_type == "gpt_oss":  # GptOssRMSNorm: weight · x̂ in fp32, then cast: x̂ kept in fp32
+        replicated += norms * ((8 - q_a) * sb * h + 4 * sb)
     elif model.norm == "rmsnorm":
         replicated += norms * (4 * sb * h + 4 * sb)  # fp32 input copy (or x̂ in fp32) + fp32 rsqrt
     else:
@@ -366,12 +377,14 @@ def _hf_extras(model, *, flash: bool, core_recomputed: bool, moe_layer: bool) ->
         else:
             if model.mla is None:
                 sharded += 2 * q_a * sb * (a - a_kv) * d  # repeat_kv: K and V with a heads
-            if model.hf_model_type != "gpt2":  # softmax(dtype=float32).to(q_a)
+            if model.hf_model_type not in ("gpt2", "gpt_oss"):  # softmax(dtype=float32).to(q_a)
                 sharded += sympy.Piecewise((0, sympy.Eq(q_a, 4)), (4 * a * s**2 * b, True))
+            if model.attention_sinks:  # gpt-oss: the sink joins the softmax as one more column,
+                sharded += q_a * a * s * b + 8 * a * s * b  # and the row max's int64 indices are kept
     # MLP-width tensors beyond the native count: act(gate) of an unfused gated MLP, a
     # Python-composite activation's intermediates, ReLU's unsaved input
     width_extra = (1 if model.gated else 0) + HF_COMPOSITE_ACTIVATIONS.get(model.hf_activation or "", 0) - (
-        1 if model.mlp == "relu" else 0)
+        1 if model.mlp == "relu" else 0) + HF_MLP_EXTRA.get(model.hf_model_type or "", 0)
     if width_extra:
         if moe_layer:
             sharded += width_extra * k * sb * q_a * f_e * t / t_e  # per routed copy

@@ -78,7 +78,7 @@ def attention_per_layer(model: Model) -> Expr:
     ``attention_bias = "all"`` adds the biases ``DeepseekV3Attention`` gives
     ``q_a_proj`` (``r_q``), ``kv_a_proj_with_mqa`` (``r_kv + d_rope``) and
     ``o_proj`` (``h``); the up-projections ``q_b_proj``/``kv_b_proj`` (and
-    ``q_proj`` without a query latent) never have one.
+    ``q_proj`` without a query latent) never have one. Attention sinks (gpt-oss) add ``a``.
     """
     if model.mla is not None:
         mla = model.mla
@@ -99,6 +99,8 @@ def attention_per_layer(model: Model) -> Expr:
         expr += a * d + 2 * a_kv * d
     if model.attention_bias == "all":
         expr += h
+    if model.attention_sinks:  # gpt-oss: one learned sink logit per query head
+        expr += a
     if model.qk_norm == "head":
         expr += norm_params(model, d) * 2
     elif model.qk_norm == "full":

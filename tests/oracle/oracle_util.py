@@ -50,7 +50,7 @@ def build(config: dict[str, Any]) -> torch.nn.Module:
 
 
 _EMBED = re.compile(r"(^|\.)(embed_tokens|wte|wpe|embed_in)\.")
-_ROUTER = re.compile(r"\.(mlp\.gate|ffn\.router|mlp\.shared_expert_gate)\.")
+_ROUTER = re.compile(r"\.(mlp\.gate|ffn\.router|mlp\.router|mlp\.shared_expert_gate)\.")
 _SHARED = re.compile(r"\.shared_experts?\.")
 _ATTN = re.compile(r"\.(self_attn|attn|attention)\.")
 
@@ -166,6 +166,10 @@ SMALL: dict[str, tuple[str, dict]] = {
                                              num_experts_per_tok=2, n_shared_experts=1, moe_intermediate_size=64,
                                              intermediate_size=256, topk_method="group_limited_greedy", n_group=2,
                                              topk_group=1)),
+    "gpt_oss": ("gpt-oss-20b", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4, num_key_value_heads=2,
+                                     head_dim=32, intermediate_size=96, num_local_experts=4, num_experts_per_tok=2,
+                                     layer_types=["sliding_attention", "full_attention"], pad_token_id=None,
+                                     eos_token_id=None)),
     "gpt2": ("gpt2", dict(n_layer=2, n_embd=128, n_head=4, n_positions=256, n_ctx=256)),
     "gpt_neox": ("gpt-neox-20b", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4,
                                       intermediate_size=512)),

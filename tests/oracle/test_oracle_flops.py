@@ -158,9 +158,9 @@ def flash_recompute(model, seq: int) -> int:
     return model.layers * 2 * seq * model.heads * d_qk
 
 
-#: transformers' MptForCausalLM and Gemma2ForCausalLM (soft-capped scores) have eager attention only
+#: transformers' MptForCausalLM, Gemma2ForCausalLM (soft-capped scores) and GptOssForCausalLM (sinks) have eager attention only
 #: on the CPU (they refuse attn_implementation="sdpa")
-EAGER_ONLY = {"mpt", "gemma2"}
+EAGER_ONLY = {"mpt", "gemma2", "gpt_oss"}
 
 
 @pytest.mark.parametrize(("name", "attn"), [(n, a) for n in SMALL for a in ("eager", "sdpa")

@@ -203,6 +203,17 @@ def test_lora_fused_qkv_models_exact(name):
         assert got == llmplan_lora(name, [target]), target
 
 
+def test_lora_gpt_oss_adapts_the_attention_only():
+    """gpt-oss's experts are 3-D parameters and its router is no nn.Linear: PEFT's "all-linear"
+    adapts q/k/v/o, as llmplan counts (named expert targets are refused)."""
+    got, per_kind = lora_trainable("gpt_oss", "all-linear")
+    assert set(per_kind) == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    assert got == llmplan_lora("gpt_oss", "all-linear")
+    model, _ = from_hf_config(small("gpt_oss"))
+    with pytest.raises(PlanError, match="not a linear layer"):
+        lora_params(model, ["gate_up_proj"])
+
+
 def test_lora_dbrx_llama_names_are_not_its_modules():
     """DBRX has no q_proj / gate_proj: the error names its real linear layers."""
     model, _ = from_hf_config(small("dbrx"))

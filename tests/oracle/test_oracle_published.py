@@ -87,6 +87,10 @@ BY_HAND = {
     # (one MLP of 2·1408) and the router; no MTP module
     "deepseek-v2-lite": 27 * (2048 * 16 * 192 + 2048 * 576 + 512 + 512 * 16 * 256 + 16 * 128 * 2048 + 2 * 2048)
     + 3 * 2048 * 10944 + 26 * (64 * 3 * 2048 * 1408 + 3 * 2048 * 2 * 1408 + 2048 * 64) + 2 * 102400 * 2048 + 2048,
+    # gpt-oss-20b: attention with biases and one sink per head; 32 experts with gate_up (2f) and down (h)
+    # biases; a router with bias; two norms; untied head
+    "gpt-oss-20b": 24 * (2880 * 64 * 64 + 2 * 2880 * 8 * 64 + 64 * 64 * 2880 + 64 * 64 + 2 * 8 * 64 + 2880 + 64
+                         + 32 * (3 * 2880 * 2880 + 2 * 2880 + 2880) + 2880 * 32 + 32 + 2 * 2880) + 2 * 201088 * 2880 + 2880,
     # Gemma 3: q 1152·4·256, k and v 1152·256, o 4·256·1152, q/k norms 2·256, GeGLU 3·1152·6912,
     # four norms 4·1152; tied head; final norm
     "gemma-3-1b": 26 * (2 * 1152 * 1024 + 2 * 1152 * 256 + 2 * 256 + 3 * 1152 * 6912 + 4 * 1152) + 262144 * 1152 + 1152,
@@ -141,6 +145,9 @@ def test_rounded_published_sizes():
     assert round(c["gemma-3-1b"]["embedding"] / 1e6) == 302
     assert round((c["gemma-3-1b"]["total"] - c["gemma-3-1b"]["embedding"]) / 1e6) == 698
     assert round(c["phi-3-mini-4k"]["total"] / 1e9, 1) == 3.8
+    # openai/gpt-oss-20b model card: "21B parameters with 3.6B active" (active without the input embedding)
+    assert round(c["gpt-oss-20b"]["total"] / 1e9) == 21
+    assert round((c["gpt-oss-20b"]["active"] - c["gpt-oss-20b"]["embedding"]) / 1e9, 1) == 3.6
     assert round(c["deepseek-v2-lite"]["total"] / 1e9, 1) == 15.7  # DeepSeek-V2 report, appendix: "15.7B"  # Abdin et al. 2024: "3.8 billion parameter"
     # Qwen blog (Qwen1.5-MoE, 2024): "14.3B parameters in total and 2.7B activated"
     assert round(c["qwen1.5-moe-a2.7b"]["total"] / 1e9, 1) == 14.3

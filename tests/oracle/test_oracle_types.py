@@ -97,28 +97,25 @@ def test_qwen3(s, bias):
     check(Dense(**s, qk_norm="head", attention_bias=bias, hf_model_type="qwen3"))
 
 
+def qwen_layout(data, layers: int, **extra) -> Experts:
+    """Random Qwen-MoE experts: mlp_only_layers and decoder_sparse_step (and ``extra``)."""
+    dense_ids = data.draw(st.lists(st.integers(0, layers - 1), unique=True, max_size=layers))
+    return data.draw(experts(layers, expert_ffn=data.draw(st.integers(1, 24)), dense_layer_ids=tuple(sorted(dense_ids)),
+                             moe_every=data.draw(st.integers(1, 3)), **extra))
+
+
 @SETTINGS
 @given(shape(explicit_head_dim=True), st.sampled_from(["none", "all"]), st.data())
 def test_qwen3_moe(s, bias, data):
-    layers = s["layers"]
-    dense_ids = data.draw(st.lists(st.integers(0, layers - 1), unique=True, max_size=layers))
-    moe = data.draw(
-        experts(layers, expert_ffn=data.draw(st.integers(1, 24)), dense_layer_ids=tuple(sorted(dense_ids)),
-                moe_every=data.draw(st.integers(1, 3)))
-    )
+    moe = qwen_layout(data, s["layers"])
     check(MoE(**s, qk_norm="head", attention_bias=bias, moe=moe, hf_model_type="qwen3_moe"))
 
 
 @SETTINGS
 @given(shape(explicit_head_dim=True), st.sampled_from(["none", "qkv"]), st.data())
 def test_qwen2_moe(s, bias, data):
-    layers = s["layers"]
-    dense_ids = data.draw(st.lists(st.integers(0, layers - 1), unique=True, max_size=layers))
-    moe = data.draw(
-        experts(layers, expert_ffn=data.draw(st.integers(1, 24)), shared_experts=1,
-                shared_ffn=data.draw(st.integers(1, 24)), shared_expert_gate=True,
-                dense_layer_ids=tuple(sorted(dense_ids)), moe_every=data.draw(st.integers(1, 3)))
-    )
+    moe = qwen_layout(data, s["layers"], shared_experts=1, shared_ffn=data.draw(st.integers(1, 24)),
+                      shared_expert_gate=True)
     check(MoE(**s, attention_bias=bias, moe=moe, hf_model_type="qwen2_moe"))
 
 
@@ -160,9 +157,8 @@ def test_olmo2(s, bias):
     check(Dense(**s, qk_norm="full", attention_bias=bias, hf_model_type="olmo2"))
 
 
-@SETTINGS
-@given(shape(gqa=False), st.data())
-def test_deepseek_v3(s, data):
+def deepseek(s, data, model_type: str) -> MoE:
+    """A random MLA + MoE shape (V3 with 0 or 1 MTP module; V2 has none)."""
     s = dict(s, kv_heads=None, head_dim=None)
     mla = MLA(
         q_lora_rank=data.draw(st.one_of(st.none(), st.integers(1, 16))),
@@ -177,8 +173,21 @@ def test_deepseek_v3(s, data):
         experts(layers, shared_experts=data.draw(st.integers(0, 2)), expert_ffn=expert_ffn,
                 shared_ffn=expert_ffn, dense_layers=data.draw(st.integers(0, layers)))
     )
-    check(MoE(**s, mla=mla, moe=moe, attention_bias=data.draw(st.sampled_from(["none", "all"])),
-              mtp_layers=data.draw(st.integers(0, 1)), hf_model_type="deepseek_v3"))
+    mtp = data.draw(st.integers(0, 1)) if model_type == "deepseek_v3" else 0
+    return MoE(**s, mla=mla, moe=moe, attention_bias=data.draw(st.sampled_from(["none", "all"])),
+               mtp_layers=mtp, hf_model_type=model_type)
+
+
+@SETTINGS
+@given(shape(gqa=False), st.data())
+def test_deepseek_v3(s, data):
+    check(deepseek(s, data, "deepseek_v3"))
+
+
+@SETTINGS
+@given(shape(gqa=False), st.data())
+def test_deepseek_v2(s, data):
+    check(deepseek(s, data, "deepseek_v2"))
 
 
 @SETTINGS
@@ -189,24 +198,10 @@ def test_gpt2(s, positions, mlp):
 
 
 @SETTINGS
-@given(shape(gqa=False), st.data())
-def test_deepseek_v2(s, data):
-    s = dict(s, kv_heads=None, head_dim=None)
-    mla = MLA(
-        q_lora_rank=data.draw(st.one_of(st.none(), st.integers(1, 16))),
-        kv_lora_rank=data.draw(st.integers(1, 16)),
-        qk_nope_head_dim=data.draw(st.sampled_from([2, 4, 8])),
-        qk_rope_head_dim=data.draw(st.sampled_from([2, 4])),
-        v_head_dim=data.draw(st.sampled_from([2, 4, 8])),
-    )
-    layers = s["layers"]
-    expert_ffn = data.draw(st.integers(1, 24))
-    moe = data.draw(
-        experts(layers, shared_experts=data.draw(st.integers(0, 2)), expert_ffn=expert_ffn,
-                shared_ffn=expert_ffn, dense_layers=data.draw(st.integers(0, layers)))
-    )
-    check(MoE(**s, mla=mla, moe=moe, attention_bias=data.draw(st.sampled_from(["none", "all"])),
-              hf_model_type="deepseek_v2"))
+@given(shape(explicit_head_dim=True), st.sampled_from(["none", "all"]), st.data())
+def test_gpt_oss(s, bias, data):
+    moe = data.draw(experts(s["layers"], router_bias=True))
+    check(MoE(**s, attention_bias=bias, mlp_bias=True, attention_sinks=True, moe=moe, hf_model_type="gpt_oss"))
 
 
 @SETTINGS
