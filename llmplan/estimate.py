@@ -181,6 +181,7 @@ def _structure_key(plan: Plan) -> tuple:
         None if moe is None else (moe.shared_experts > 0, moe.router_bias, moe.shared_expert_gate),
         m.n_dense_layers > 0,
         meth.kind,
+        meth.quant_scope,
         meth.base_bits == 4,
         meth.experts_quantized,
         plan.precision.dtype("compute") == "fp8",

@@ -151,7 +151,11 @@ DTYPE_BYTES: dict[str, float] = {
     "int8": 1,
     "int4": 0.5,
     "nf4": 0.5,
+    "mxfp4": 0.5,  # OCP Microscaling FP4 (E2M1); one E8M0 scale per 32, priced with the constants
 }
+
+#: What ``[method] quant_scope`` may name: every linear layer, or the routed experts only.
+QUANT_SCOPES = ("linear", "experts")
 
 #: Optimizer state bytes per trainable parameter, *excluding* the fp32 master
 #: copy: AdamW keeps two moments (Kingma & Ba 2015), 8-bit Adam two 1-byte
@@ -353,6 +357,10 @@ class Method(_Checked):
             weights (inference); default 128 (GPTQ/AWQ) for int8/int4, 64 for nf4.
         quant_zero_point: int8/int4 groups store a zero point (asymmetric,
             GPTQ/AWQ) as well as the fp16 scale (inference).
+        quant_scope: which linear layers ``precision.weights`` quantises (inference):
+            ``"linear"`` (every linear layer of the blocks, GPTQ/AWQ) or ``"experts"``
+            (the routed experts only, the rest 16-bit: gpt-oss's MXFP4 checkpoints keep
+            attention and router in BF16). ``"experts"`` needs a MoE model.
         rl: RL post-training settings for ``rl`` (:class:`RL`; defaults without a table).
         mtp: train the model's multi-token-prediction modules (DeepSeek-V3 report §2.2;
             ``model.mtp_layers``): their FLOPs join ``flops.per_token``
@@ -376,6 +384,7 @@ class Method(_Checked):
     requests_per_second: float | None = None
     quant_group_size: int | None = None
     quant_zero_point: bool = True
+    quant_scope: str = "linear"
     rl: RL | None = None
     mtp: bool | None = None
 
@@ -397,6 +406,7 @@ class Method(_Checked):
         _pos_int(self, "new_tokens", p, allow_zero=True)
         if self.quant_group_size is not None:
             _pos_int(self, "quant_group_size", p)
+        _choice(self, "quant_scope", QUANT_SCOPES, p)
         rps = self.requests_per_second
         if rps is not None and (isinstance(rps, bool) or not isinstance(rps, (int, float)) or not rps > 0):
             p.append(Problem("requests_per_second", f"{rps!r} is not a positive request rate"))

@@ -114,7 +114,7 @@ DEFAULT_MEMORY_BANDWIDTH_EFFICIENCY = 0.7
 
 #: Default weights per quantisation group: GPTQ/AWQ's customary 128 for int8/int4,
 #: bitsandbytes' NF4 block of 64 (Dettmers et al. 2023 §3).
-DEFAULT_GROUP_SIZE = {"int8": 128, "int4": 128, "nf4": 64}
+DEFAULT_GROUP_SIZE = {"int8": 128, "int4": 128, "nf4": 64, "mxfp4": 32}
 
 SRC_KV = "Kwon et al. 2023 (vLLM) §3: 2·L·h·bytes per token for MHA; GQA/MQA: a_kv·d instead of h"
 SRC_MLA = "DeepSeek-V2 report (arXiv 2405.04434) §2.1.2–2.1.3: MLA caches (d_c + d_h^R)·l elements per token"
@@ -237,6 +237,9 @@ def serving_values(plan) -> tuple[dict, list[str]]:
     elif dtype == "nf4":
         group = meth.quant_group_size or DEFAULT_GROUP_SIZE["nf4"]
         scale, zero = 4, 0  # one fp32 absmax per block, symmetric
+    elif dtype == "mxfp4":
+        group = meth.quant_group_size or DEFAULT_GROUP_SIZE["mxfp4"]
+        scale, zero = 1, 0  # OCP MX: one E8M0 (power-of-two) scale per block of 32, no zero point
     else:
         group, scale, zero = 1, 0, 0
     vals = {
@@ -250,6 +253,11 @@ def serving_values(plan) -> tuple[dict, list[str]]:
         S.R_req: meth.requests_per_second or 0,
     }
     warnings: list[str] = []
+    if meth.quant_scope == "experts" and not plan.model.is_moe:
+        from ..errors import PlanError, Problem
+
+        raise PlanError(Problem("method.quant_scope", f"'experts' quantises routed experts, and {plan.model.name or 'this model'} "
+                                "has none (allowed for a dense model: 'linear')"))
     if par.ep > 1:
         warnings.append(
             f"parallelism.ep = {par.ep} is not modelled for inference: experts are split over tp like the other weights"
@@ -274,6 +282,9 @@ def define(q: Definitions) -> None:
     single_stage = plan.parallelism.pp == 1
     lin_ne, lin_ex = linear_params_per_layer(model)
     small = nonexpert_layer_params(model) + expert_params_per_layer(model) - lin_ne - lin_ex
+    # [method] quant_scope = "experts": the non-expert linear layers stay 16-bit with the small weights
+    experts_only = plan.method.quant_scope == "experts"
+    lin_q, small_16 = (lin_ex, small + lin_ne) if experts_only else (lin_ne + lin_ex, small)
 
     # --- weights ---------------------------------------------------------------------------
     q_wl = q.define(
@@ -287,9 +298,10 @@ def define(q: Definitions) -> None:
     P_lin = q.define(
         "memory.params_on_gpu.linear",
         "P_lin",
-        L_s * (lin_ne + lin_ex) / t,
+        L_s * lin_q / t,
         "params",
-        "linear-layer weights held by the reported GPU (all experts resident), stored at q_wl",
+        "quantised linear-layer weights held by the reported GPU (all experts resident; the routed experts "
+        "only with quant_scope = 'experts'), stored at q_wl",
         "tensor/pipeline sharding (Shoeybi et al. 2019)",
     )
     head = embedding_params_on_gpu(model, single_stage)
@@ -298,9 +310,10 @@ def define(q: Definitions) -> None:
     P_x = q.define(
         "memory.params_on_gpu.unquantised",
         "P_x",
-        L_s * small / t + head,
+        L_s * small_16 / t + head,
         "params",
-        "weights kept 16-bit on the reported GPU: embedding, LM head, norms, biases, routers",
+        "weights kept 16-bit on the reported GPU: embedding, LM head, norms, biases, routers "
+        "(and the attention and dense MLPs with quant_scope = 'experts')",
         "GPTQ/AWQ/FP8 checkpoints leave these unquantised",
     )
     q.define("memory.params_on_gpu.dense", "P_gpu", P_lin + P_x, "params", "parameters held by the reported GPU (all experts resident)", "tensor/pipeline sharding")
@@ -386,6 +399,8 @@ def define(q: Definitions) -> None:
         return q.define(key, label, 1 - (1 - k / E) ** tokens, "1", f"fraction of routed experts {what} reads", SRC_MOE)
 
     def weight_bytes(u) -> sympy.Expr:
+        if experts_only:
+            return q_wl * L_s * u * lin_ex / t + q_wx * (L_s * (small + lin_ne) / t + head_read)
         return q_wl * L_s * (lin_ne + u * lin_ex) / t + q_wx * (L_s * small / t + head_read)
 
     def tp_seconds(tokens) -> sympy.Expr:
