@@ -173,6 +173,7 @@ def _structure_key(plan: Plan) -> tuple:
         m.sandwich_norm,
         m.sliding_window is not None,
         m.n_sliding_layers == m.layers,
+        m.max_positions is not None,  # memory.max_context of an all-windowed model is bounded by it
         m.attn_softcap is not None,
         m.attention_sinks,
         m.logit_softcap is not None,

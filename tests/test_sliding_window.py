@@ -102,3 +102,14 @@ def test_window_validation_names_the_key():
         Dense(layers=2, hidden=8, heads=2, ffn=8, vocab=4, sliding_window=4, sliding_layers=3)
     with pytest.raises(PlanError, match="set sliding_window too"):
         Dense(layers=2, hidden=8, heads=2, ffn=8, vocab=4, sliding_layers=1)
+
+
+def test_all_windowed_context_is_bounded_by_the_model_not_the_cache():
+    """Every layer windowed: past W the cache stops growing, so memory.max_context is the
+    model's max_positions when it is known — and stays the memory bound without it (two
+    models that differ only there must not share a cached formula)."""
+    model = attrs.evolve(GEMMA3_1B, sliding_window=512, sliding_layers=26, max_positions=32768)
+    assert value(serve(model, seq_len=1024), "memory.max_context") == 32768
+    unknown = attrs.evolve(model, max_positions=None)
+    bound = value(serve(unknown, seq_len=1024), "memory.max_context")
+    assert bound != 32768 and bound > 512
