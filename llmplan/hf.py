@@ -24,6 +24,7 @@ deepseek_v2    gated MoE   RMSNorm      attention_bias    none       (MLA)     k
 deepseek_v3    gated MoE   RMSNorm      attention_bias    none       (MLA)     key (F)
 olmo2          gated       RMSNorm      attention_bias    none       full      key (F)
 qwen2_moe      gated MoE   RMSNorm      qkv_bias (q/k/v)  none       none      key (F)
+olmoe          gated MoE   RMSNorm      attention_bias    none       full      key (F)
 phi3           gated       RMSNorm      none (fixed)      none       none      key (F)
 starcoder2     plain GELU  LayerNorm    use_bias (all)    use_bias   none      key (T)
 gemma          gated       RMSNorm 1+w  attention_bias    none       none      key (T)
@@ -79,6 +80,7 @@ SUPPORTED_MODEL_TYPES = (
     "qwen3",
     "qwen3_moe",
     "qwen2_moe",
+    "olmoe",
     "deepseek_v2",
     "deepseek_v3",
     "phi3",
@@ -316,14 +318,18 @@ def _mistral(r: _Reader) -> dict[str, Any]:
     return f
 
 
-def _mixtral(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
-    f = _mistral(r)
-    experts = r.req("num_local_experts", "num_experts")
+def _every_layer_experts(r: _Reader, f: dict[str, Any], *keys: str, **extra: Any) -> tuple[dict[str, Any], Experts | None]:
+    """Routed experts of width ``intermediate_size`` in every layer, none shared (Mixtral, OLMoE,
+    gpt-oss): the expert count under the first of ``keys``, ``num_experts_per_tok``."""
+    experts = r.req(*keys)
     top_k = r.req("num_experts_per_tok")
-    # intermediate_size is the per-expert width; every layer is MoE, no shared expert.
     if experts is None or top_k is None:
         return f, None
-    return f, Experts(experts=experts, top_k=top_k)
+    return f, Experts(experts=experts, top_k=top_k, **extra)
+
+
+def _mixtral(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
+    return _every_layer_experts(r, _mistral(r), "num_local_experts", "num_experts")
 
 
 def _qwen2(r: _Reader) -> dict[str, Any]:
@@ -518,6 +524,21 @@ def _qwen2_moe(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
     )
 
 
+def _olmoe(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
+    """OLMoE (``OlmoeForCausalLM``): pre-norm blocks, RMSNorm over the whole q and k
+    projections, every layer MoE (routed experts only)."""
+    f = _common(r)
+    if f.get("head_dim") not in (None, (f["hidden"] or 0) // (f["heads"] or 1)):
+        r.problems.append(Problem(r._path("head_dim"), f"{f['head_dim']} != hidden_size / num_attention_heads: "
+                                  "OlmoeAttention sizes its q/k norms from hidden_size (allowed: leave it out)"))
+    f["mlp"] = _gated_mlp(r)
+    f["qk_norm"] = "full"
+    f["attention_bias"] = "all" if r.flag("attention_bias", False, "OlmoeConfig default") else "none"
+    f["tied_embeddings"] = _tied(r)
+    r.ignored("clip_qkv", "clamping Q, K and V keeps no parameters; its saved tensors are not counted")
+    return _every_layer_experts(r, f, "num_experts", "num_local_experts")
+
+
 def _phi3(r: _Reader) -> dict[str, Any]:
     """Phi-3 / Phi-4 (``Phi3ForCausalLM``): fused ``qkv_proj`` and ``gate_up_proj``, no biases."""
     f = _common(r)
@@ -652,11 +673,7 @@ def _gpt_oss(r: _Reader) -> tuple[dict[str, Any], Experts | None]:
     f["attention_sinks"] = True
     f["tied_embeddings"] = _tied(r)
     _window(r, f, "gemma2", 128)
-    experts = r.req("num_local_experts", "num_experts")
-    top_k = r.req("num_experts_per_tok")
-    if experts is None or top_k is None:
-        return f, None
-    return f, Experts(experts=experts, top_k=top_k, router_bias=True)
+    return _every_layer_experts(r, f, "num_local_experts", "num_experts", router_bias=True)
 
 
 def _gpt2(r: _Reader) -> dict[str, Any]:
@@ -791,6 +808,7 @@ _READERS: dict[str, tuple[str, Callable]] = {
     "mixtral": ("moe", _mixtral),
     "qwen3_moe": ("moe", _qwen3_moe),
     "qwen2_moe": ("moe", _qwen2_moe),
+    "olmoe": ("moe", _olmoe),
     "deepseek_v2": ("moe", _deepseek_v2),
     "deepseek_v3": ("moe", _deepseek_v3),
     "dbrx": ("moe", _dbrx),
@@ -931,7 +949,8 @@ def to_hf_config(model: Model) -> dict[str, Any]:
 
     moe = model.moe if model.is_moe else None  # type: ignore[attr-defined]
     deepseek = mt in ("deepseek_v2", "deepseek_v3")
-    want((moe is not None) == (mt in ("mixtral", "qwen3_moe", "qwen2_moe", "deepseek_v2", "deepseek_v3", "dbrx", "gpt_oss")),
+    want((moe is not None) == (mt in ("mixtral", "qwen3_moe", "qwen2_moe", "olmoe", "deepseek_v2", "deepseek_v3", "dbrx",
+                                      "gpt_oss")),
          f"kind {model.kind!r}")
     want((model.mla is not None) == deepseek, "MLA attention" if model.mla else "no MLA")
     if mt in ("gpt2",):
@@ -943,7 +962,8 @@ def to_hf_config(model: Model) -> dict[str, Any]:
     norm = {"gpt2": "layernorm", "gpt_neox": "layernorm", "starcoder2": "layernorm", "dbrx": "layernorm-nobias",
             "mpt": "layernorm-nobias"}.get(mt, "rmsnorm")
     want(model.norm == norm, f"norm {model.norm!r}")
-    want(model.qk_norm == {"qwen3": "head", "qwen3_moe": "head", "olmo2": "full", "gemma3_text": "head"}.get(mt, "none"),
+    want(model.qk_norm == {"qwen3": "head", "qwen3_moe": "head", "olmo2": "full", "olmoe": "full",
+                                  "gemma3_text": "head"}.get(mt, "none"),
          f"qk_norm {model.qk_norm!r}")
     if mt in ("gpt2", "gpt_neox", "mpt", "starcoder2"):
         want(not model.gated and (mt != "mpt" or model.mlp == "gelu"), f"mlp {model.mlp!r}")
@@ -1068,7 +1088,7 @@ def to_hf_config(model: Model) -> dict[str, Any]:
     if mt == "llama":
         want(model.attention_bias in ("all", "none"), f"attention_bias {model.attention_bias!r}")
         d.update(attention_bias=model.attention_bias == "all", mlp_bias=model.mlp_bias)
-    elif mt in ("qwen3", "qwen3_moe", "olmo2", "deepseek_v2", "deepseek_v3"):
+    elif mt in ("qwen3", "qwen3_moe", "olmo2", "olmoe", "deepseek_v2", "deepseek_v3"):
         want(model.attention_bias in ("all", "none"), f"attention_bias {model.attention_bias!r}")
         want(not model.mlp_bias, "MLP biases")
         d["attention_bias"] = model.attention_bias == "all"
@@ -1084,12 +1104,15 @@ def to_hf_config(model: Model) -> dict[str, Any]:
         if mt == "phi3":  # Phi3Config's token ids (32000 …) must lie inside a small shape's vocabulary
             d.update(pad_token_id=None, bos_token_id=None, eos_token_id=None)
 
-    if mt == "mixtral":
+    if mt in ("mixtral", "olmoe"):
         assert moe is not None
+        # OlmoeAttention sizes q_norm by hidden_size and k_norm by (hidden // heads)·a_kv
+        want(mt == "mixtral" or model.head_dim in (None, model.hidden // model.heads), "head_dim != hidden/heads")
         want(moe.shared_experts == 0 and moe.dense_layers == 0 and not moe.dense_layer_ids
              and moe.moe_every == 1 and moe.expert_ffn in (None, model.ffn) and not moe.router_bias,
-             "a Mixtral MoE layout other than every-layer routed experts of width ffn")
-        d.update(num_local_experts=moe.experts, num_experts_per_tok=moe.top_k)
+             f"a MoE layout other than every-layer routed experts of width ffn ({mt})")
+        d.update({"num_local_experts" if mt == "mixtral" else "num_experts": moe.experts,
+                  "num_experts_per_tok": moe.top_k})
     elif mt == "qwen3_moe":
         assert moe is not None
         want(moe.shared_experts == 0 and moe.dense_layers == 0 and not moe.router_bias,

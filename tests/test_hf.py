@@ -485,3 +485,17 @@ def test_sliding_window_layers_follow_the_class(name, extra, expected):
     assert (model.sliding_window, model.n_sliding_layers) == expected
     again, _ = from_hf_config(to_hf_config(model))  # and survive the round trip
     assert (again.sliding_window, again.n_sliding_layers) == expected
+
+
+def test_olmoe_reads_full_qk_norms_and_refuses_a_foreign_head_dim():
+    cfg = {"model_type": "olmoe", "hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 16,
+           "num_key_value_heads": 16, "intermediate_size": 1024, "vocab_size": 50304, "num_experts": 64,
+           "num_experts_per_tok": 8}
+    model, _ = from_hf_config(cfg)
+    assert (model.qk_norm, model.moe.experts, model.moe.top_k, model.is_moe) == ("full", 64, 8, True)
+    # by hand: q/k/v/o 4·h², q/k norms 2·h, 64 experts 3·h·1024, router h·64, two norms; untied head
+    h = 2048
+    assert total(model) == 16 * (4 * h * h + 2 * h + 64 * 3 * h * 1024 + h * 64 + 2 * h) + 2 * 50304 * h + h
+    with pytest.raises(PlanError) as exc:
+        from_hf_config(cfg | {"head_dim": 64})
+    assert "model.hf_config.head_dim" in problems(exc)

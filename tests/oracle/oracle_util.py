@@ -182,6 +182,8 @@ SMALL: dict[str, tuple[str, dict]] = {
                                             mlp_only_layers=[1])),
     "gemma3_text": ("gemma-3-1b", dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=4,
                                        num_key_value_heads=2, head_dim=32, intermediate_size=384)),
+    "olmoe": (None, dict(model_type="olmoe", num_hidden_layers=2, hidden_size=128, num_attention_heads=4,
+                         num_key_value_heads=2, intermediate_size=96, num_experts=4, num_experts_per_tok=2)),
     "gemma2": (None, dict(model_type="gemma2", num_hidden_layers=2, hidden_size=128, num_attention_heads=4,
                           num_key_value_heads=2, head_dim=32, intermediate_size=384)),
     "gemma": (None, dict(model_type="gemma", num_hidden_layers=2, hidden_size=128, num_attention_heads=4,

@@ -232,6 +232,7 @@ def test_full_recompute_keeps_each_layer_input(dtype, reentrant):
 @pytest.mark.parametrize(("name", "dtype", "attn"), [("mixtral", "bf16", "sdpa"), ("mixtral", "fp32", "eager"),
                                                      ("qwen3_moe", "bf16", "sdpa"), ("qwen2_moe", "bf16", "sdpa"),
                                                      ("qwen2_moe", "fp32", "eager"), ("gpt_oss", "bf16", "eager"),
+                                                     ("olmoe", "bf16", "sdpa"), ("olmoe", "fp32", "eager"),
                                                      ("gpt_oss", "fp32", "eager")])
 def test_moe_layers_within_tolerance(name, dtype, attn):
     model, hf = build(name, dtype, attn)  # transformers' default grouped_mm experts

@@ -77,7 +77,7 @@ B, SEQ, VOCAB = 2, 128, 1000
 SMALL = O.SMALL  # the reduced shape of each architecture (structure kept)
 # SDPA takes the fused CPU kernel (flash-for-CPU) for these; GPT-2 trains with attention
 # dropout and DeepSeek-V3 has d_v != d_qk, so both fall back to SDPA's math path (bmm).
-FUSED_SDPA = {"llama", "qwen3", "mixtral", "qwen3_moe", "gpt_neox", "phi3", "qwen2_moe", "starcoder2", "gemma",
+FUSED_SDPA = {"llama", "qwen3", "mixtral", "qwen3_moe", "gpt_neox", "phi3", "qwen2_moe", "starcoder2", "gemma", "olmoe",
               "gemma3_text"}
 
 aten = torch.ops.aten

@@ -150,7 +150,7 @@ def test_lora_dense_models_exact(name, targets):
     assert got == llmplan_lora(name, targets)
 
 
-@pytest.mark.parametrize("name", ["mixtral", "qwen3_moe", "qwen2_moe", "deepseek_v2", "deepseek_v3"])
+@pytest.mark.parametrize("name", ["mixtral", "qwen3_moe", "qwen2_moe", "olmoe", "deepseek_v2", "deepseek_v3"])
 def test_lora_attention_targets_on_moe_models_exact(name):
     # DeepSeek-V3 has a query latent (q_a_proj); the reduced V2-Lite projects queries directly (q_proj)
     targets = {"deepseek_v3": ["q_a_proj", "kv_b_proj"], "deepseek_v2": ["q_proj", "kv_b_proj"]}.get(name, ["q_proj", "v_proj"])

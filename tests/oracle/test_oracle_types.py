@@ -152,6 +152,12 @@ def test_starcoder2(s, bias, mlp):
 
 
 @SETTINGS
+@given(shape(), st.sampled_from(["none", "all"]), st.data())
+def test_olmoe(s, bias, data):  # OlmoeAttention sizes its q/k norms from hidden_size: no explicit head_dim
+    check(MoE(**s, qk_norm="full", attention_bias=bias, moe=data.draw(experts(s["layers"])), hf_model_type="olmoe"))
+
+
+@SETTINGS
 @given(shape(explicit_head_dim=True), st.sampled_from(["none", "all"]))
 def test_olmo2(s, bias):
     check(Dense(**s, qk_norm="full", attention_bias=bias, hf_model_type="olmo2"))
