@@ -212,9 +212,15 @@ def representative_models():
         moe=model.Experts(experts=256, top_k=8, shared_experts=1, expert_ffn=2048, dense_layers=3),
         mla=model.MLA(q_lora_rank=1536, kv_lora_rank=512, qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128),
     )
+    windowed = model.Dense(
+        name="Gemma-3-1B-like model with sliding-window layers",
+        layers=26, hidden=1152, heads=4, kv_heads=1, head_dim=256, ffn=6912, vocab=262144, mlp="geglu",
+        qk_norm="head", sandwich_norm=True, tied_embeddings=True, sliding_window=512, sliding_layers=22,
+    )
     return [
         ("Dense, GQA, SwiGLU (`Dense(layers=32, hidden=4096, heads=32, kv_heads=8, ffn=14336, vocab=128256)`)", dense),
         ("MoE with MLA and shared experts (DeepSeek-V3 shape: 256 routed experts, top-8, 1 shared, 3 dense layers, 1 MTP module)", moe),
+        ("Dense with sliding-window layers and sandwich norms (Gemma 3 1B shape: a window of 512 on 22 of 26 layers)", windowed),
     ]
 
 
@@ -246,7 +252,7 @@ def _hardware():
 def representative_plans():
     """(anchor prefix, title, plan) for the quantity definitions."""
     llmplan = _import("llmplan")
-    (_, dense), (_, moe) = representative_models()
+    (_, dense), (_, moe), _ = representative_models()
     gpu, nvlink, ib = _hardware()
     cost = llmplan.Cost(
         gpu_hour=(2.0, "USD"),

@@ -14,20 +14,11 @@ from typing import Literal
 import attrs
 
 from .errors import Problem
-from .model import _Checked
+from .model import _Checked, _pos_number
 
 __all__ = ["GPU", "Link", "DTYPES_COMPUTE"]
 
 DTYPES_COMPUTE = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8")
-
-
-def _pos_number(obj, name: str, problems: list[Problem], *, allow_zero: bool = False) -> None:
-    value = getattr(obj, name)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and (value >= 0 if allow_zero else value > 0) and value == value and value != float("inf")
-    if not ok:
-        what = "a non-negative number" if allow_zero else "a positive number"
-        problems.append(Problem(name, f"{value!r} is not {what}"))
 
 
 @attrs.frozen(kw_only=True)

@@ -65,6 +65,16 @@ def _positive_int(obj, name: str, problems: list[Problem], *, allow_zero: bool =
     return True
 
 
+def _pos_number(obj, name: str, problems: list[Problem], *, allow_zero: bool = False) -> None:
+    """Record a problem unless ``obj.name`` is a positive (or non-negative) finite number."""
+    value = getattr(obj, name)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and (value >= 0 if allow_zero else value > 0) and value == value and value != float("inf")
+    if not ok:
+        what = "a non-negative number" if allow_zero else "a positive number"
+        problems.append(Problem(name, f"{value!r} is not {what}"))
+
+
 def _choice(obj, name: str, allowed, problems: list[Problem]) -> bool:
     """Record a problem (with the closest allowed value) unless ``obj.name`` is in ``allowed``."""
     value = getattr(obj, name)
@@ -355,9 +365,8 @@ class Model(_Checked):
         if self.sliding_layers is not None:
             _positive_int(self, "sliding_layers", p, allow_zero=True)
         for name in ("attn_softcap", "logit_softcap"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
-                p.append(Problem(name, f"{value!r} is not a positive number (the cap c of c·tanh(x/c)), or leave it unset"))
+            if getattr(self, name) is not None:
+                _pos_number(self, name, p)
         _positive_int(self, "mtp_layers", p, allow_zero=True)
         _choice(self, "mlp", MLP_KINDS, p)
         _choice(self, "norm", NORMS, p)

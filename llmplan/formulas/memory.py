@@ -225,10 +225,10 @@ def activations_per_layer(
       ``4·sbh + 4·sb`` more per norm than the norm input alone (in fp32 the copy *is*
       the input, and ``x̂`` is the extra). Per-head q/k norms (Qwen3) and whole-width
       ones (OLMo 2) do the same on Q and K: ``(4 + q_a)·sb·(a + a_kv)·d`` plus their
-      ``rsqrt``. Gemma's RMSNorm (:data:`GEMMA_NORM`) multiplies by ``1 + w`` in fp32:
-      it saves the fp32 input copy, the fp32 ``x̂``, the ``rsqrt`` and the fp32 ``1 + w``,
-      ``(8 − q_a)·sbh + 4·sb + 4·h`` more per norm than its input (``8·sb·(a + a_kv)·d``
-      plus ``rsqrt`` and ``2·4·d`` for its q/k norms). ``nn.LayerNorm`` saves its fp32
+      ``rsqrt``. Gemma's and gpt-oss's RMSNorm (:data:`FP32_XHAT_NORM`) multiply by the
+      weight in fp32: they save the fp32 input copy, the fp32 ``x̂``, the ``rsqrt`` and
+      Gemma also the fp32 ``1 + w``, ``(8 − q_a)·sbh + 4·sb (+ 4·h)`` more per norm than
+      its input (``8·sb·(a + a_kv)·d`` plus ``rsqrt`` (and ``2·4·d``) for q/k norms). ``nn.LayerNorm`` saves its fp32
       mean and rstd: ``8·sb`` per norm;
     * fused QKV with RoPE under a fused kernel (GPT-NeoX, Phi-3: :data:`ROPE_ON_FUSED_QKV`):
       RoPE applied to a slice of the fused projection's output returns Q in head-major
@@ -243,8 +243,7 @@ def activations_per_layer(
       log-sum-exp, ``4·a·sb``;
     * unfused SwiGLU saves ``act(gate)`` as well: ``q_a·sbf`` more per gated MLP
       (and per routed token copy of an expert, per shared expert);
-    * gpt-oss: its RMSNorm keeps ``x̂`` in fp32 (``(8 − q_a)·sbh + 4·sb`` per norm), its
-      eager attention's softmax has the sink as one more column and keeps the row
+    * gpt-oss: its eager attention's softmax has the sink as one more column and keeps the row
       max's int64 indices (``(q_a + 8)·a·sb``) but no fp32 copy, and its clamped
       SwiGLU keeps 3 more MLP-width tensors per routed copy (:data:`HF_MLP_EXTRA`);
     * a Python-composite activation (``model.hf_activation``: GPT-2's ``gelu_new``,
@@ -334,9 +333,11 @@ def activations_per_layer(
 #: ``up + 1`` (measured by ``tests/oracle/test_oracle_activations.py``)
 HF_MLP_EXTRA = {"gpt_oss": 3}
 
-#: transformers classes whose RMSNorm multiplies by ``1 + w`` in fp32 before casting back
-#: (GemmaRMSNorm and its copies; measured by ``tests/oracle/test_oracle_activations.py``)
-GEMMA_NORM = frozenset({"gemma", "gemma2", "gemma3_text"})
+#: transformers classes whose RMSNorm multiplies by its weight in fp32 before casting back, so
+#: the normalised ``x̂`` is kept in fp32: class → fp32 weight bytes it also keeps per element of
+#: width (GemmaRMSNorm's ``1 + w``: 4; GptOssRMSNorm multiplies by the weight itself: 0).
+#: Measured by ``tests/oracle/test_oracle_activations.py``.
+FP32_XHAT_NORM = {"gemma": 4, "gemma2": 4, "gemma3_text": 4, "gpt_oss": 0}
 
 #: transformers classes that apply RoPE to slices of one fused QKV projection (the output
 #: projection's input is a copy of the fused attention kernel's output; measured by
@@ -350,11 +351,9 @@ def _hf_extras(model, *, flash: bool, core_recomputed: bool, moe_layer: bool) ->
     replicated = sympy.Integer(0)
     sharded = sympy.Integer(0)
     norms = 4 if model.sandwich_norm else 2
-    gemma = model.hf_model_type in GEMMA_NORM
-    if gemma:  # fp32 input copy and fp32 x̂ (instead of the q_a input), rsqrt, fp32 (1 + w)
-        replicated += norms * ((8 - q_a) * sb * h + 4 * sb + 4 * h)
-    elif model.hf_model_type == "gpt_oss":  # GptOssRMSNorm: weight · x̂ in fp32, then cast: x̂ kept in fp32
-        replicated += norms * ((8 - q_a) * sb * h + 4 * sb)
+    w_fp32 = FP32_XHAT_NORM.get(model.hf_model_type or "")
+    if w_fp32 is not None:  # fp32 input copy and fp32 x̂ (instead of the q_a input), rsqrt, fp32 weight
+        replicated += norms * ((8 - q_a) * sb * h + 4 * sb + w_fp32 * h)
     elif model.norm == "rmsnorm":
         replicated += norms * (4 * sb * h + 4 * sb)  # fp32 input copy (or x̂ in fp32) + fp32 rsqrt
     else:
@@ -364,9 +363,9 @@ def _hf_extras(model, *, flash: bool, core_recomputed: bool, moe_layer: bool) ->
         replicated += sum(4 * sb * width + 4 * sb for width in latents)
     if model.qk_norm != "none" and model.mla is None:
         rows = a + a_kv if model.qk_norm == "head" else 2  # rsqrt per head, or per token for q and k
-        if gemma:  # fp32 copy and fp32 x̂ of Q and K, rsqrt, and the two fp32 (1 + w) of width d
+        if w_fp32 is not None:  # fp32 copy and fp32 x̂ of Q and K, rsqrt, and the two fp32 weights of width d
             sharded += 8 * sb * (a + a_kv) * d + 4 * sb * rows
-            replicated += 2 * 4 * d
+            replicated += 2 * w_fp32 * d
         else:
             sharded += (4 + q_a) * sb * (a + a_kv) * d + 4 * sb * rows
     if not core_recomputed:

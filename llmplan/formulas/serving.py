@@ -194,6 +194,7 @@ def kv_tokens_kept(model, ctx=s) -> sympy.Expr:
     return ctx - L_win * sympy.Max(0, ctx - W_win) / L
 
 
+@formula("prefill_keys", "mean keys per query in a causal prefill of n tokens: (n + 1)/2, less the pairs beyond a window")
 def prefill_keys(model, n=s_p) -> sympy.Expr:
     """Keys per query, on average, in the causal prefill of ``n`` tokens: ``(n + 1)/2``;
     a window of W removes the ``x(x + 1)/2`` pairs at distance ≥ W (``x = max(0, n − W)``)

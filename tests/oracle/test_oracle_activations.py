@@ -202,7 +202,7 @@ def test_dense_layer_bytes_equal_the_hf_formula(name, dtype, attn):
     # Korthikanti's fused-kernel count is a strict lower bound: what HF adds is documented above
     # (most for Gemma 3: four norms and the q/k norms each keep two fp32 copies; 2.37× in bf16, eager)
     korthikanti = predicted(model, dtype, layer=0, hf=False, flash=flash)
-    assert korthikanti < saved.per_layer[0] < 2.5 * korthikanti
+    assert korthikanti < saved.per_layer[0] < (2.5 if name == "gemma3_text" else 2.2) * korthikanti
     # the logits buffer llmplan adds on a single-stage GPU: (q_a + 4)·s·b·V
     log_softmax = [n for shape, dt, n in saved.outside if shape == (B * SEQ, VOCAB)]
     assert log_softmax == [4 * B * SEQ * VOCAB]
