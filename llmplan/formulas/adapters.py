@@ -16,7 +16,8 @@ PEFT's, version-dependent, so not copied here: it adapts the fused ``gate_up_pro
 rank ``2r`` (``2r·(h + 2f_e)`` per expert, not ``2r·(h + f_e)``); PEFT 0.21 also skips the
 dense MLP layers and shared experts of Qwen3-MoE / DeepSeek-V3 (its v4→v5 name mapping
 turns ``gate_proj``/``up_proj``/``down_proj`` into expert parameters only), PEFT 0.22 adapts
-them as llmplan counts. DBRX's and gpt-oss's experts are
+them as llmplan counts. PEFT 0.21 has no such mapping for Qwen2-MoE: its ``"all-linear"``
+leaves that class's router and routed experts (both bare parameters) unadapted. DBRX's and gpt-oss's experts are
 parameters, not linear layers (and gpt-oss's router is no ``nn.Linear``): no LoRA target
 reaches them, and ``"all-linear"`` adapts the attention projections only.
 
