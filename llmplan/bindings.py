@@ -241,6 +241,22 @@ def core_dtype(prec) -> str:
     return "bf16" if compute == "fp8" else compute
 
 
+def attention_rate(plan, gemm16: float | None = None):
+    """The fused attention kernel's speed this plan assumes (:class:`llmplan.plan.AttentionRate`):
+    ``[efficiency] attention`` as a flat rate, else the default of ``[parallelism]
+    attention_kernel`` on the plan's GPU for the model's head dimension (MLA: the query/key
+    head, clamped to the benchmarks' 128)."""
+    from .plan import AttentionRate, default_attention_efficiency
+
+    if plan.efficiency.attention is not None:
+        return AttentionRate(plan.efficiency.attention, 0.0, "[efficiency] attention")
+    m = plan.model
+    head_dim = m.head_dim or m.hidden // m.heads
+    if m.mla is not None:
+        head_dim = m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim
+    return default_attention_efficiency(plan.cluster.gpu, plan.parallelism.attention_kernel, head_dim, gemm16)
+
+
 def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy.Symbol, Any], list[str]]:
     """Bind every input symbol for ``plan``; returns (values, warnings)."""
     from .checks import resolved_dp
@@ -268,6 +284,7 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
         if plan.model.is_moe:
             warnings.append("method.tokens = 'chinchilla' for a MoE model: 20 × active parameters (Hoffmann et al. fit dense models only)")
     gemm16 = plan.efficiency.gemm or default_gemm_efficiency(cl.gpu, core_dtype(prec))[0]
+    attn = attention_rate(plan, gemm16)
     stages = par.stage_layers(plan.model.layers)
     shard = par.dp_shard or dp  # hybrid sharding's group, else all of dp
     if meth.training:
@@ -317,8 +334,10 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
             # the GEMMs an FP8 recipe keeps in BF16 (output head, router): the plan's η_gemm, else
             # the default of the BF16 dtype (= η_gemm without FP8)
             S.eta_gemm16: gemm16,
-            # η_attn: the plan's, else half the GEMM efficiency of the core's dtype (BF16 under FP8)
-            S.eta_attn: plan.efficiency.attention or gemm16 / 2,
+            # η_attn and s_attn: the plan's η_attn (flat), else the kernel's measured benchmark on
+            # this GPU (llmplan/data/attention.toml), else half the GEMM efficiency of the core's dtype
+            S.eta_attn: attn.eta,
+            S.s_attn: attn.s_attn,
             S.eta: plan.efficiency.mfu or 1.0,
             S.goodput: plan.efficiency.goodput or 1.0,
             S.kappa: DEFAULT_ELEMENTWISE_PASSES if plan.efficiency.elementwise_passes is None else plan.efficiency.elementwise_passes,

@@ -272,7 +272,7 @@ def step_plan(plan, *, layers: int | None = 4, peak: float | None = None):
         precision=Precision(preset="bf16-pure"),
         cluster=Cluster(gpu=gpu, gpus=1),
         parallelism=Parallelism(micro_batch=par.micro_batch, recompute="full" if par.recompute == "full" else "none",
-                                flash_attention=par.flash_attention, framework="hf"),
+                                flash_attention=par.flash_attention, attention_kernel=par.attention_kernel, framework="hf"),
         efficiency=Efficiency(attention=plan.efficiency.attention, elementwise_passes=plan.efficiency.elementwise_passes),
     )
 

@@ -37,6 +37,7 @@ __all__ = [
     "DUALPIPE_COMM_SMS",
     "RECOMPUTE_MODULES",
     "DEFAULT_RECOMPUTE_MODULES",
+    "ATTENTION_KERNELS",
 ]
 
 #: Achievable fraction of dense peak in training GEMMs (η_gemm) on a GPU whose catalog
@@ -75,6 +76,107 @@ def default_gemm_efficiency(gpu, dtype: str) -> tuple[float, str]:
             f"({mamf / 1e12:.1f} of {peak / 1e12:.1f} TFLOP/s)",
         )
     return DEFAULT_GEMM_EFFICIENCY, f"no measured {key} matmul rate for {gpu.id}: the A100-based default {DEFAULT_GEMM_EFFICIENCY}"
+
+#: Fused attention kernels ``[parallelism] attention_kernel`` names (``flash_attention =
+#: true``): FlashAttention-2 (the default; also PyTorch SDPA's flash backend and transformers'
+#: ``flash_attention_2``), FlashAttention-1, xformers' memory-efficient attention, and
+#: FlashAttention's 2022 Triton port (llm-foundry's ``attn_impl = "triton"``). Their measured
+#: speed per GPU is in ``llmplan/data/attention.toml``.
+ATTENTION_KERNELS = ("flash2", "flash1", "xformers", "triton")
+
+
+@attrs.frozen
+class AttentionRate:
+    """A fused attention kernel's default speed on one GPU: ``rate(s) = η_attn·F_peak·s/(s + s_attn)``.
+
+    Attributes:
+        eta: ``η_attn``, the long-sequence rate as a fraction of the GPU's dense BF16 peak
+            (on the FLOPs the kernel executes: a causal kernel skips the masked half).
+        s_attn: sequence length (tokens) at which the kernel reaches half that rate; 0 for
+            a flat rate.
+        source: where the numbers come from.
+        max_error: the fit's largest relative deviation from the benchmark it was fitted to
+            (0 for the flat fallback).
+    """
+
+    eta: float
+    s_attn: float
+    source: str
+    max_error: float = 0.0
+
+
+def _fit_saturating(seq: list[float], tflops: list[float]) -> tuple[float, float, float]:
+    """Least squares on ``log(rate)`` of ``rate = R·s/(s + s0)``: ``(R, s0, max relative error)``.
+
+    For a given ``s0`` the best ``R`` is the geometric mean of ``rate·(s + s0)/s``; ``s0``
+    is found by a golden-section search on ``[0, 4·max(seq)]`` (the squared error is
+    unimodal in ``s0`` for these monotone, saturating benchmarks).
+    """
+    import math
+
+    logs = [math.log(t) for t in tflops]
+
+    def best_r(s0: float) -> tuple[float, float]:
+        shape = [math.log(s / (s + s0)) for s in seq]
+        log_r = sum(lt - sh for lt, sh in zip(logs, shape)) / len(seq)
+        return log_r, sum((log_r + sh - lt) ** 2 for lt, sh in zip(logs, shape))
+
+    lo, hi = 0.0, 4.0 * max(seq)
+    g = (math.sqrt(5) - 1) / 2
+    for _ in range(200):
+        a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+        if best_r(a)[1] <= best_r(b)[1]:
+            hi = b
+        else:
+            lo = a
+    s0 = (lo + hi) / 2
+    r = math.exp(best_r(s0)[0])
+    worst = max(abs(r * s / (s + s0) / t - 1) for s, t in zip(seq, tflops))
+    return r, s0, worst
+
+
+def _attention_benchmarks() -> dict:
+    """``llmplan/data/attention.toml``, read once."""
+    global _ATTENTION_DATA
+    if _ATTENTION_DATA is None:
+        from importlib import resources
+
+        from .serialize import tomllib
+
+        text = resources.files("llmplan").joinpath("data", "attention.toml").read_text(encoding="utf-8")
+        _ATTENTION_DATA = tomllib.loads(text)
+    return _ATTENTION_DATA
+
+
+_ATTENTION_DATA: dict | None = None
+
+
+def default_attention_efficiency(gpu, kernel: str = "flash2", head_dim: int = 128, gemm16: float | None = None) -> AttentionRate:
+    """Default speed of the fused attention kernel ``kernel`` on ``gpu`` for ``head_dim``.
+
+    Where ``llmplan/data/attention.toml`` has a measured forward + backward benchmark of
+    the kernel on the GPU (FlashAttention-2 paper's A100 and H100 figures), the curve
+    ``R·s/(s + s_attn)`` fitted to it (:func:`_fit_saturating`; largest deviation from the
+    bars 0.6–10 %, in ``max_error``), linearly interpolated in the head dimension between
+    its 64 and 128 rows and clamped outside; ``η_attn = R / F_peak(BF16)``. Otherwise a flat
+    ``η_attn = gemm16 / 2`` (half the GEMM efficiency of the core's dtype, ``s_attn = 0``):
+    an assumption, about FlashAttention-2's level on an H100.
+    """
+    data = _attention_benchmarks()
+    peak = gpu.peak.get("bf16") or gpu.peak.get("fp16")
+    for bench in data["benchmarks"]:
+        if gpu.id in bench["applies_to"] and kernel in bench and peak:
+            rows = bench[kernel]
+            fits = {hd: _fit_saturating(data["seq_len"], rows[f"hd{hd}"]) for hd in (64, 128)}
+            t = min(1.0, max(0.0, (head_dim - 64) / 64))
+            r = (1 - t) * fits[64][0] + t * fits[128][0]
+            s0 = (1 - t) * fits[64][1] + t * fits[128][1]
+            worst = max(fits[64][2], fits[128][2])
+            return AttentionRate(r * 1e12 / peak, s0, f"{kernel} on {bench['gpu']}: {bench['source']}", worst)
+    if gemm16 is None:
+        gemm16 = default_gemm_efficiency(gpu, "bf16")[0]
+    return AttentionRate(gemm16 / 2, 0.0, f"no measured {kernel} benchmark for {gpu.id}: half the BF16 GEMM efficiency")
+
 
 #: Device-memory passes over each stored activation byte per training step by the
 #: kernels between the GEMMs (norms, activations, softmax, dropout, residual adds):
@@ -678,6 +780,12 @@ class Parallelism(_Checked):
             "selective"``; each module's stored bytes and recomputed FLOPs are in
             ``docs/concepts.md#recompute-modules``.
         flash_attention: no stored s² attention scores (Dao et al. 2022).
+        attention_kernel: which fused attention kernel runs (:data:`ATTENTION_KERNELS`;
+            ``flash_attention = true`` only): ``flash2`` (default; FlashAttention-2, also
+            PyTorch SDPA's flash backend), ``flash1``, ``xformers``, ``triton``
+            (FlashAttention's 2022 Triton port, llm-foundry's ``attn_impl``). Sets the
+            default attention speed from the kernel's measured benchmark on the GPU
+            (:func:`default_attention_efficiency`); ``[efficiency] attention`` overrides it.
         pp_schedule: ``1f1b`` | ``interleaved`` | ``gpipe`` | ``dualpipe`` (:data:`PP_SCHEDULES`).
             ``dualpipe``: DeepSeek-V3's bidirectional schedule (arXiv 2412.19437 §3.2.1,
             Table 2): bubble ``(pp/2 − 1)(F&B + B − 3W)``, two stages' parameters per GPU,
@@ -732,6 +840,7 @@ class Parallelism(_Checked):
     recompute: str = "none"
     recompute_modules: tuple[str, ...] | None = attrs.field(default=None, converter=_module_tuple)
     flash_attention: bool = True
+    attention_kernel: str = "flash2"
     pp_schedule: str = "1f1b"
     virtual_stages: int | None = None
     offload: str = "none"
@@ -858,6 +967,9 @@ class Parallelism(_Checked):
         _choice(self, "pp_schedule", PP_SCHEDULES, p)
         _choice(self, "offload", ("none", "optimizer", "optimizer+params"), p)
         _choice(self, "framework", FRAMEWORKS, p)
+        if _choice(self, "attention_kernel", ATTENTION_KERNELS, p) and self.attention_kernel != "flash2" and not self.flash_attention:
+            p.append(Problem("attention_kernel", f"{self.attention_kernel!r} with flash_attention = false: there is no "
+                             "fused kernel (allowed with flash_attention = true)"))
         if self.virtual_stages is not None:
             _pos_int(self, "virtual_stages", p)
         if self.comm_sms is not None:
@@ -901,10 +1013,12 @@ class Efficiency(_Checked):
         attention: achieved fraction of dense peak in the fused (FlashAttention) attention
             kernel, on the FLOPs it executes — a causal kernel skips the masked half, the
             convention of the FlashAttention papers (forward + backward = 3.5 × the causal
-            forward) and of ``llmplan calibrate`` (``η_attn``). Default: half the GEMM
-            efficiency of the kernel's dtype (BF16 under FP8 compute): about 0.3, the level
-            of FlashAttention-2 on an H100 (Shah et al. 2024: 35 %); FlashAttention-3 reaches
-            0.6–0.75 there.
+            forward) and of ``llmplan calibrate`` (``η_attn``), at every sequence length.
+            Default: the ``[parallelism] attention_kernel``'s measured benchmark on the GPU
+            (:func:`default_attention_efficiency`: FlashAttention-2 on an H100 0.27 of the
+            peak at 2k tokens, 0.33 at 16k), where there is none half the GEMM efficiency of
+            the kernel's dtype (BF16 under FP8 compute). FlashAttention-3 reaches 0.6–0.75
+            on an H100: set it here.
         goodput: fraction of wall-clock time spent on productive steps; the run's
             wall-clock time (and GPU-hours, energy, cost) is the uninterrupted
             time ÷ goodput, MFU stays the steady-state figure. Default 1 (no losses);

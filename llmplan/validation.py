@@ -643,7 +643,7 @@ def _meta_grid(gpus_options: Sequence[int], batch: int) -> tuple[tuple[Paralleli
                 dp = gpus // (tp * pp)
                 if dp < 1 or batch % dp:
                     continue
-                grid.append((Parallelism(tp=tp, pp=pp, zero=1, recompute="selective"), gpus))
+                grid.append((Parallelism(tp=tp, pp=pp, zero=1, recompute="selective", attention_kernel="xformers"), gpus))
     return tuple(grid)
 
 
@@ -651,7 +651,8 @@ LLAMA_LAYOUT_NOTE = (
     "layout not published: tp = the number of model-parallel shards of Meta's released checkpoint "
     "(consolidated.*.pth: 7B/8B 1, 13B 2, 65B/70B 8 — the model-parallel size of Meta's reference code), "
     "pp = 1 (Meta's fairscale code has no pipeline), ZeRO-1, selective recomputation, FlashAttention "
-    "(xformers memory-efficient attention), micro-batch 1"
+    "(xformers memory-efficient attention: [parallelism] attention_kernel = \"xformers\", whose measured speed "
+    "llmplan has for A100 only — on H100 it falls back to half the GEMM efficiency), micro-batch 1"
 )
 
 
@@ -682,7 +683,7 @@ def _llama_run(
         method=Method(kind="pretrain", tokens=tokens, seq_len=seq, global_batch=batch),
         precision=Precision(preset="bf16-mixed"),
         cluster=Cluster(gpu=catalog.gpu(gpu), gpus=gpus, inter_node=None if network is None else catalog.link(network)),
-        parallelism=Parallelism(tp=tp, pp=1, zero=1, recompute="selective"),
+        parallelism=Parallelism(tp=tp, pp=1, zero=1, recompute="selective", attention_kernel="xformers"),
         efficiency=Efficiency(goodput=goodput[0]) if goodput else Efficiency(),
     )
     refs = (
@@ -1120,7 +1121,7 @@ def _mpt_7b() -> Run:
     tokens, gpus, batch = 1.0e12, 440, 1760
 
     def layout(mb: int, recompute: str) -> tuple[Parallelism, int]:
-        return Parallelism(zero=3, sharding="fsdp", micro_batch=mb, recompute=recompute), gpus
+        return Parallelism(zero=3, sharding="fsdp", micro_batch=mb, recompute=recompute, attention_kernel="triton"), gpus
 
     return Run(
         id="mpt-7b",
@@ -1148,8 +1149,8 @@ def _mpt_7b() -> Run:
              "for its stage on the same 440 A100-40GB), run as one micro-batch of 4 per GPU (FSDP re-gathers every layer "
              "for every micro-batch) with full activation checkpointing (llm-foundry's mpt-7b.yaml and every 7B row of its "
              "A100 40GB benchmark table checkpoint); the spread adds micro-batches 1 and 2 and no checkpointing where it fits"),
-            ("precision bf16-mixed (Composer amp_bf16: fp32 master weights and Lion momentum); FlashAttention "
-             "(attn_impl 'triton', with the ALiBi bias)"),
+            ("precision bf16-mixed (Composer amp_bf16: fp32 master weights and Lion momentum); FlashAttention's "
+             "Triton port (attn_impl 'triton', with the ALiBi bias; attention_kernel = \"triton\")"),
             ("fabric: MosaicML's A100 clusters as llm-foundry's A100 tables give them, 1600 Gb/s RoCE per 8-GPU node = "
              "200 Gb/s per GPU (efficiency and latency as llmplan's roce-400) — the run's own cluster is not described"),
             ("the card's 9.5 days are wall clock, interruptions included (the announcement: four hardware failures, "
@@ -1599,6 +1600,16 @@ def _shape_refs(model, m: str) -> tuple[Ref, ...]:
     )
 
 
+def mpt_attention_kernel(gpu: str) -> str:
+    """The attention kernel llmplan describes llm-foundry's ``attn_impl = "triton"`` with on ``gpu``:
+    the Triton port itself where ``llmplan/data/attention.toml`` measures it (A100), else
+    FlashAttention-1, its CUDA counterpart of the same generation (H100)."""
+    from .plan import default_attention_efficiency
+
+    measured = default_attention_efficiency(catalog.gpu(gpu), "triton").s_attn > 0
+    return "triton" if measured else "flash1"
+
+
 def _llm_foundry() -> list[Run]:
     """MPT training throughput measured by MosaicML (llm-foundry's benchmarking README), every row."""
     out = []
@@ -1618,7 +1629,8 @@ def _llm_foundry() -> list[Run]:
                 method=Method(kind="pretrain", tokens=THROUGHPUT_TOKENS, seq_len=seq, global_batch=batch),
                 precision=Precision(preset=preset, grads=grads),
                 cluster=Cluster(gpu=catalog.gpu(gpu), gpus=gpus, inter_node=inter_node),
-                parallelism=Parallelism(zero=zero, sharding="fsdp", micro_batch=mb, recompute="full" if ckpt else "none"),
+                parallelism=Parallelism(zero=zero, sharding="fsdp", micro_batch=mb, recompute="full" if ckpt else "none",
+                                        attention_kernel=mpt_attention_kernel(gpu)),
             )
             out.append(
                 Run(
@@ -1644,7 +1656,9 @@ def _llm_foundry() -> list[Run]:
                          "block), NumParams (= llmplan's exact count of the shape)"),
                         ("MPT shape from llm-foundry's mpt-<size>.yaml with MPTConfig's defaults: biases on every Linear and "
                          "LayerNorm, learned position table of max_seq_len = the run's sequence length, GELU MLP 4·d, tied "
-                         "LM head, no dropout; FlashAttention (the benchmarks' attn_impl 'triton')"),
+                         "LM head, no dropout; FlashAttention's Triton port (the benchmarks' attn_impl 'triton'): "
+                         "attention_kernel = \"triton\" on A100; on H100, where its benchmark has no Triton bar, "
+                         "\"flash1\" (FlashAttention-1, which the A100 benchmark puts within 2–18 % of the Triton port)"),
                         _MPT_PRECISION[part],
                         _mpt_fabric(gpu, inter_node),
                         ("the README's MFU and HFU restate its tokens/s with 6 × NumParams (embeddings and the position "

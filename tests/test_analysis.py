@@ -35,8 +35,10 @@ def test_cost_elasticity_to_price_is_one():
 def test_elasticity_matches_a_finite_difference():
     est = llmplan.estimate(PLAN)
     elastic = {name: e for name, e, _ in sensitivity(est, "time.days")}
-    # η_attn defaults to η_gemm / 2: hold it at the plan's value so that only η_gemm moves
-    fixed = evolve_path(PLAN, "efficiency.attention", float(est.values[S.eta_attn]))
+    # hold the attention kernel at the plan's effective rate (a flat [efficiency] attention of
+    # time.attention_efficiency), so that only η_gemm moves (on a GPU without an attention
+    # benchmark η_attn defaults to η_gemm / 2)
+    fixed = evolve_path(PLAN, "efficiency.attention", float(est.value("time.attention_efficiency")))
     eta = float(est.values[S.eta_gemm])
     up = llmplan.estimate(evolve_path(fixed, "efficiency.gemm", eta * 1.001))
     down = llmplan.estimate(evolve_path(fixed, "efficiency.gemm", eta / 1.001))

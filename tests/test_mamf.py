@@ -16,7 +16,7 @@ from llmplan import catalog
 from llmplan import symbols as S
 from llmplan.errors import LlmplanError
 from llmplan.estimate import estimate
-from llmplan.plan import DEFAULT_GEMM_EFFICIENCY, GEMM_FRACTION_OF_MAMF, Efficiency, Precision, default_gemm_efficiency
+from llmplan.plan import DEFAULT_GEMM_EFFICIENCY, GEMM_FRACTION_OF_MAMF, Efficiency, Precision, default_attention_efficiency, default_gemm_efficiency
 from tests.plans import GPU_A100, llama7b_h100_plan, make_plan
 
 # Bekman's table (TFLOP/s): measured MAMF and the vendor's dense peak
@@ -64,38 +64,44 @@ def test_plan_binds_the_gpu_default_and_the_plan_override_wins():
     plan = llama7b_h100_plan()
     est = estimate(plan)
     assert est.values[S.eta_gemm] == pytest.approx(0.69 * 794.5 / 989.4)
-    assert est.values[S.eta_attn] == pytest.approx(0.69 * 794.5 / 989.4 / 2)  # half, on causal FLOPs
+    # η_attn: FlashAttention-2's measured H100 speed (llmplan/data/attention.toml), not η_gemm / 2
+    assert est.values[S.eta_attn] == pytest.approx(default_attention_efficiency(catalog.gpu("h100-sxm"), "flash2", 128).eta)
     # the same plan with that η_gemm written out gives the same step time
     explicit = attrs.evolve(plan, efficiency=Efficiency(gemm=0.69 * 794.5 / 989.4))
     assert float(estimate(explicit).value("time.step_seconds")) == pytest.approx(float(est.value("time.step_seconds")), rel=1e-12)
     # an override applies to every dtype
     over = estimate(attrs.evolve(plan, efficiency=Efficiency(gemm=0.5)))
-    assert (over.values[S.eta_gemm], over.values[S.eta_attn]) == (0.5, 0.25)
+    assert (over.values[S.eta_gemm], over.values[S.eta_attn]) == (0.5, est.values[S.eta_attn])
     # and [efficiency] attention sets the attention kernel alone
     attn = estimate(attrs.evolve(plan, efficiency=Efficiency(attention=0.6)))
     assert (attn.values[S.eta_gemm], attn.values[S.eta_attn]) == (est.values[S.eta_gemm], 0.6)
-    # a test GPU without a mamf table keeps 0.6
-    assert estimate(make_plan()).values[S.eta_gemm] == 0.6
+    # a test GPU without a mamf table keeps 0.6, and without an attention benchmark η_attn = η_gemm / 2
+    fallback = estimate(make_plan())
+    assert (fallback.values[S.eta_gemm], fallback.values[S.eta_attn], fallback.values[S.s_attn]) == (0.6, 0.3, 0)
+    assert estimate(attrs.evolve(make_plan(), efficiency=Efficiency(gemm=0.5))).values[S.eta_attn] == 0.25
 
 
 def test_fp8_gemms_at_the_fp8_figure_and_the_attention_core_at_bf16s():
     plan = attrs.evolve(llama7b_h100_plan(), precision=Precision(compute="fp8"))
     est = estimate(plan)
     assert est.values[S.eta_gemm] == pytest.approx(0.69 * 1402.6 / 1978.9)
-    assert est.values[S.eta_attn] == pytest.approx(0.69 * 794.5 / 989.4 / 2)  # BF16's, halved
-    # the compute time's attention-core term is F_core ÷ (N · 2 · F_peak16 · η_attn): evaluating
-    # its expression with η_attn doubled must remove exactly half of that term
+    # the attention core stays in BF16: the BF16 plan's FlashAttention-2 rate
+    assert est.values[S.eta_attn] == estimate(llama7b_h100_plan()).values[S.eta_attn]
+    # the compute time's attention-core term is F_core ÷ (N · 2 · F_peak16 · η_core), η_core the
+    # kernel's rate at this sequence length (time.attention_efficiency): evaluating its
+    # expression with η_core doubled must remove exactly half of that term
     from llmplan.bindings import evaluate
 
     expr = est.definitions.items["time.compute_seconds"].expr
     base = float(evaluate(expr, est.values))
     assert base == pytest.approx(float(est.value("time.compute_seconds")), rel=1e-12)
+    core = est.definitions.items["time.attention_efficiency"].symbol
     doubled = dict(est.values)
-    doubled[S.eta_attn] = 2 * est.values[S.eta_attn]
+    doubled[core] = 2 * est.values[core]
     core_half = base - float(evaluate(expr, doubled))
     assert core_half > 0
     quadrupled = dict(est.values)
-    quadrupled[S.eta_attn] = 4 * est.values[S.eta_attn]
+    quadrupled[core] = 4 * est.values[core]
     # core/2 removed by doubling, 3·core/4 by quadrupling: the core term is ∝ 1/η_attn
     assert base - float(evaluate(expr, quadrupled)) == pytest.approx(1.5 * core_half, rel=1e-9)
 

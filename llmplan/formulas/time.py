@@ -127,6 +127,33 @@ def stage_imbalance(plan, flops_per_token) -> sympy.Expr:
     return p * sympy.Max(L_max * layer, L_last * layer + head) / flops_per_token
 
 
+ATTENTION_SOURCE = (
+    "Dao 2023 (FlashAttention-2), forward + backward benchmarks on A100 and H100 "
+    "(llmplan/data/attention.toml); fit rate = R·s/(s + s_attn)"
+)
+
+
+@formula("attention_efficiency", ATTENTION_SOURCE)
+def attention_efficiency() -> sympy.Expr:
+    """Fraction of the BF16 peak a fused causal attention kernel achieves, on the FLOPs it executes.
+
+    ``η_attn · s_k/(s_k + s_attn)`` with ``s_k = s/c`` the sequence length of one kernel call
+    (context parallelism splits it): the kernel approaches ``η_attn`` on long sequences and
+    reaches half of it at ``s_attn`` tokens. ``η_attn`` and ``s_attn`` come from a least-squares
+    fit to the kernel's measured forward + backward speed on the GPU at 512–16k tokens
+    (:func:`llmplan.plan.default_attention_efficiency`; the fit stays within 0.6–5.8 % of
+    the benchmark's bars, 10 % for FlashAttention-1 at head dimension 128 on H100). Beyond
+    16k the curve is an extrapolation to its asymptote. ``[efficiency] attention`` sets a
+    flat ``η_attn`` (``s_attn = 0``), as does a GPU or kernel with no benchmark (half the
+    GEMM efficiency). Approximations: the benchmarks' shape (16k tokens per call, hidden
+    2048, FP16) stands for every batch and width; sliding windows are not shortened.
+    """
+    from ..symbols import c, s_attn
+
+    s_k = s / c
+    return eta_attn * s_k / (s_k + s_attn)
+
+
 @formula("tile_efficiency", QUANTISATION)
 def tile_efficiency(rows, cols, count=1) -> sympy.Expr:
     """Fraction of the GPU's tile slots doing useful work for ``count`` GEMMs of ``rows × cols`` outputs.
@@ -309,9 +336,9 @@ def define(q: Definitions) -> None:
         )
         if plan.parallelism.flash_attention:
             # the fused attention core: FLOPs counted in full (non-causal), of which a causal
-            # kernel executes half, at η_attn ([efficiency] attention; default η_gemm/2 of the
-            # core's dtype ≈ 0.28 on H100, FlashAttention-2's H100 level: Shah et al. 2024,
-            # FlashAttention-3, abstract: 35 %). FP8 recipes keep it in BF16. docs/concepts.md
+            # kernel executes half, at the kernel's rate for its sequence length
+            # (attention_efficiency: [efficiency] attention, else the kernel's measured
+            # benchmark on the GPU). FP8 recipes keep it in BF16. docs/concepts.md
             rec_core = plan.parallelism.recompute == "full" or "core_attn" in plan.parallelism.selective_modules
             passes = 3 + (1 if rec_core else 0)
             core_tok = passes * attention_core_per_token(plan.model) + flash_backward_recompute_per_token(plan.model)
@@ -323,7 +350,16 @@ def define(q: Definitions) -> None:
             F_core = core_layers * core_tok * B * s
             fp8 = plan.precision.dtype("compute") == "fp8"
             # the kernel executes half of the full count (the causal mask skips the rest) at η_attn
-            core_rate = 2 * (F_peak16 if fp8 else F_peak) * eta_attn
+            eta_core = q.define(
+                "time.attention_efficiency",
+                "eta_core",
+                attention_efficiency(),
+                "1",
+                "achieved fraction of the BF16 peak in the fused causal attention kernel at this "
+                "plan's sequence length per kernel call (s ÷ cp), on the FLOPs it executes",
+                ATTENTION_SOURCE,
+            )
+            core_rate = 2 * (F_peak16 if fp8 else F_peak) * eta_core
             compute = (F_step - F_core) / (N * F_peak * eta_shape) + F_core / (N * core_rate)
             compute_src = "GEMMs at η_shape, FlashAttention's fused causal core at η_attn"
             if plan.precision.dtype("compute") == "fp8":
