@@ -17,7 +17,9 @@
 # then run (device tool):  command = "bash benchmarks/gpu_session.sh", carry = [".whl"],
 # timeout_s = 540. Everything lands in $OUT (at most 8 files come back):
 #   nvidia-smi.csv, calibration.toml + calibrate.log (`llmplan calibrate`: measured GEMM and
-#   attention efficiency), calibration-step.toml (`llmplan calibrate --step`: gemm fitted to a
+#   attention efficiency; the attention sweep's table is appended to the log),
+#   attention-sweep.json (benchmarks/attention_sweep.py: SDPA causal forward + backward at the
+#   FlashAttention-2 benchmark's shapes beside llmplan's curve), calibration-step.toml (`llmplan calibrate --step`: gemm fitted to a
 #   real training step), gpu-train-steps.json/.md/.log (real steps vs llmplan; rewritten
 #   after every case, so a run cut short keeps what it measured).
 # Copy them to benchmarks/results/ and commit them with the command.
@@ -38,6 +40,7 @@ python3 -c "import torch, transformers, llmplan; print('torch', torch.__version_
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit,driver_version --format=csv > "$OUT/nvidia-smi.csv" 2>&1
 cat "$OUT/nvidia-smi.csv"
 python3 -m llmplan calibrate --out "$OUT/calibration.toml" 2>&1 | tee "$OUT/calibrate.log"
+python3 benchmarks/attention_sweep.py --out "$OUT" 2>&1 | tee -a "$OUT/calibrate.log"
 # a real step of Llama 2 70B's shape cut to 4 layers (about 4B parameters), gemm fitted to it
 python3 -m llmplan calibrate examples/llama2-70b-pretrain.toml --step --layers 4 --out "$OUT/calibration-step.toml" 2>&1 | tee -a "$OUT/calibrate.log"
 python3 benchmarks/gpu_train_step.py --out "$OUT" --budget-s "$BUDGET" "$@" 2>&1 | tee "$OUT/gpu-train-steps.log"

@@ -93,3 +93,20 @@ def test_out_of_memory_is_a_row_and_results_are_written_per_case(tmp_path, monke
     assert rows[1]["measured"]["params"] == rows[1]["predicted"]["params"] and "oom" not in rows[1]
     md = (tmp_path / "gpu-train-steps.md").read_text()
     assert "out of memory" in md and "| tiny s=128 |" in md
+
+
+def test_attention_sweep_runs_on_the_cpu_and_lines_up_the_benchmark_shapes(tmp_path):
+    spec = importlib.util.spec_from_file_location("attention_sweep", ROOT / "benchmarks" / "attention_sweep.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    # the GPU shapes are the FlashAttention-2 benchmark's: 16k tokens per call, hidden 2048
+    full = mod.shapes(False)
+    assert len(full) == 12 and all(b * s == 16384 and h * d == 2048 for b, h, s, d in full)
+    assert mod.main(["--device", "cpu", "--tiny", "--repeat", "1", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "attention-sweep-tiny.json").read_text())
+    assert [r["seq_len"] for r in data["rows"]] == [64, 128]
+    assert all(r["measured_tflops"] > 0 and r["predicted_tflops"] is None for r in data["rows"])
+    # on a catalog GPU the prediction is llmplan's curve: FlashAttention-2 on H100 at 2k, head dim 128
+    from llmplan import catalog
+
+    assert mod.predicted_tflops(catalog.gpu("h100-sxm"), "flash2", 2048, 128) == pytest.approx(265, rel=0.02)
