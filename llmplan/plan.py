@@ -80,7 +80,7 @@ def default_gemm_efficiency(gpu, dtype: str) -> tuple[float, str]:
 #: Fused attention kernels ``[parallelism] attention_kernel`` names (``flash_attention =
 #: true``): FlashAttention-2 (the default; also PyTorch SDPA's flash backend and transformers'
 #: ``flash_attention_2``), FlashAttention-1, xformers' memory-efficient attention, and
-#: FlashAttention's 2022 Triton port (llm-foundry's ``attn_impl = "triton"``). Their measured
+#: OpenAI Triton's fused attention (``triton.ops.flash_attention``). Their measured
 #: speed per GPU is in ``llmplan/data/attention.toml``.
 ATTENTION_KERNELS = ("flash2", "flash1", "xformers", "triton")
 
@@ -782,8 +782,9 @@ class Parallelism(_Checked):
         flash_attention: no stored s² attention scores (Dao et al. 2022).
         attention_kernel: which fused attention kernel runs (:data:`ATTENTION_KERNELS`;
             ``flash_attention = true`` only): ``flash2`` (default; FlashAttention-2, also
-            PyTorch SDPA's flash backend), ``flash1``, ``xformers``, ``triton``
-            (FlashAttention's 2022 Triton port, llm-foundry's ``attn_impl``). Sets the
+            PyTorch SDPA's flash backend), ``flash1`` (FlashAttention-1; also the stand-in for
+            flash-attn's Triton port, llm-foundry's ``attn_impl = "triton"``), ``xformers``,
+            ``triton`` (OpenAI Triton's ``triton.ops.flash_attention``). Sets the
             default attention speed from the kernel's measured benchmark on the GPU
             (:func:`default_attention_efficiency`); ``[efficiency] attention`` overrides it.
         pp_schedule: ``1f1b`` | ``interleaved`` | ``gpipe`` | ``dualpipe`` (:data:`PP_SCHEDULES`).

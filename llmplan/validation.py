@@ -1121,7 +1121,7 @@ def _mpt_7b() -> Run:
     tokens, gpus, batch = 1.0e12, 440, 1760
 
     def layout(mb: int, recompute: str) -> tuple[Parallelism, int]:
-        return Parallelism(zero=3, sharding="fsdp", micro_batch=mb, recompute=recompute, attention_kernel="triton"), gpus
+        return Parallelism(zero=3, sharding="fsdp", micro_batch=mb, recompute=recompute, attention_kernel="flash1"), gpus
 
     return Run(
         id="mpt-7b",
@@ -1150,7 +1150,8 @@ def _mpt_7b() -> Run:
              "for every micro-batch) with full activation checkpointing (llm-foundry's mpt-7b.yaml and every 7B row of its "
              "A100 40GB benchmark table checkpoint); the spread adds micro-batches 1 and 2 and no checkpointing where it fits"),
             ("precision bf16-mixed (Composer amp_bf16: fp32 master weights and Lion momentum); FlashAttention's "
-             "Triton port (attn_impl 'triton', with the ALiBi bias; attention_kernel = \"triton\")"),
+             "Triton port (attn_impl 'triton', with the ALiBi bias), described as FlashAttention-1 (attention_kernel = "
+             "\"flash1\": the port's docstring puts its forward + backward slightly below the CUDA version's)"),
             ("fabric: MosaicML's A100 clusters as llm-foundry's A100 tables give them, 1600 Gb/s RoCE per 8-GPU node = "
              "200 Gb/s per GPU (efficiency and latency as llmplan's roce-400) — the run's own cluster is not described"),
             ("the card's 9.5 days are wall clock, interruptions included (the announcement: four hardware failures, "
@@ -1600,16 +1601,6 @@ def _shape_refs(model, m: str) -> tuple[Ref, ...]:
     )
 
 
-def mpt_attention_kernel(gpu: str) -> str:
-    """The attention kernel llmplan describes llm-foundry's ``attn_impl = "triton"`` with on ``gpu``:
-    the Triton port itself where ``llmplan/data/attention.toml`` measures it (A100), else
-    FlashAttention-1, its CUDA counterpart of the same generation (H100)."""
-    from .plan import default_attention_efficiency
-
-    measured = default_attention_efficiency(catalog.gpu(gpu), "triton").s_attn > 0
-    return "triton" if measured else "flash1"
-
-
 def _llm_foundry() -> list[Run]:
     """MPT training throughput measured by MosaicML (llm-foundry's benchmarking README), every row."""
     out = []
@@ -1630,7 +1621,7 @@ def _llm_foundry() -> list[Run]:
                 precision=Precision(preset=preset, grads=grads),
                 cluster=Cluster(gpu=catalog.gpu(gpu), gpus=gpus, inter_node=inter_node),
                 parallelism=Parallelism(zero=zero, sharding="fsdp", micro_batch=mb, recompute="full" if ckpt else "none",
-                                        attention_kernel=mpt_attention_kernel(gpu)),
+                                        attention_kernel="flash1"),
             )
             out.append(
                 Run(
@@ -1656,9 +1647,10 @@ def _llm_foundry() -> list[Run]:
                          "block), NumParams (= llmplan's exact count of the shape)"),
                         ("MPT shape from llm-foundry's mpt-<size>.yaml with MPTConfig's defaults: biases on every Linear and "
                          "LayerNorm, learned position table of max_seq_len = the run's sequence length, GELU MLP 4·d, tied "
-                         "LM head, no dropout; FlashAttention's Triton port (the benchmarks' attn_impl 'triton'): "
-                         "attention_kernel = \"triton\" on A100; on H100, where its benchmark has no Triton bar, "
-                         "\"flash1\" (FlashAttention-1, which the A100 benchmark puts within 2–18 % of the Triton port)"),
+                         "LM head, no dropout; flash-attn's Triton port (the benchmarks' attn_impl 'triton', "
+                         "flash_attn_triton.py), described as FlashAttention-1 (attention_kernel = \"flash1\"): "
+                         "no benchmark of the port exists, and its docstring says its forward + backward is "
+                         "slightly slower than the CUDA version's"),
                         _MPT_PRECISION[part],
                         _mpt_fabric(gpu, inter_node),
                         ("the README's MFU and HFU restate its tokens/s with 6 × NumParams (embeddings and the position "
