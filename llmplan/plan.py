@@ -8,6 +8,8 @@ are two spellings of the same objects (:mod:`llmplan.serialize`).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import attrs
 
 from .errors import PlanError, Problem, did_you_mean
@@ -151,23 +153,30 @@ def _attention_benchmarks() -> dict:
 _ATTENTION_DATA: dict | None = None
 
 
+@lru_cache(maxsize=None)
+def _benchmark_fit(index: int, kernel: str, head_dim: int) -> tuple[float, float, float]:
+    """:func:`_fit_saturating` of one benchmark row (computed once per row)."""
+    data = _attention_benchmarks()
+    return _fit_saturating(data["seq_len"], data["benchmarks"][index][kernel][f"hd{head_dim}"])
+
+
 def default_attention_efficiency(gpu, kernel: str = "flash2", head_dim: int = 128, gemm16: float | None = None) -> AttentionRate:
     """Default speed of the fused attention kernel ``kernel`` on ``gpu`` for ``head_dim``.
 
     Where ``llmplan/data/attention.toml`` has a measured forward + backward benchmark of
     the kernel on the GPU (FlashAttention-2 paper's A100 and H100 figures), the curve
     ``R·s/(s + s_attn)`` fitted to it (:func:`_fit_saturating`; largest deviation from the
-    bars 0.6–10 %, in ``max_error``), linearly interpolated in the head dimension between
+    bars 0.6–11.6 %, in ``max_error``), linearly interpolated in the head dimension between
     its 64 and 128 rows and clamped outside; ``η_attn = R / F_peak(BF16)``. Otherwise a flat
     ``η_attn = gemm16 / 2`` (half the GEMM efficiency of the core's dtype, ``s_attn = 0``):
-    an assumption, about FlashAttention-2's level on an H100.
+    an assumption, about FlashAttention-2's level on an H100. The benchmarks are FP16/BF16
+    kernels; a plan computing in TF32/FP32 gets the same fraction of its own peak.
     """
     data = _attention_benchmarks()
     peak = gpu.peak.get("bf16") or gpu.peak.get("fp16")
-    for bench in data["benchmarks"]:
+    for i, bench in enumerate(data["benchmarks"]):
         if gpu.id in bench["applies_to"] and kernel in bench and peak:
-            rows = bench[kernel]
-            fits = {hd: _fit_saturating(data["seq_len"], rows[f"hd{hd}"]) for hd in (64, 128)}
+            fits = {hd: _benchmark_fit(i, kernel, hd) for hd in (64, 128)}
             t = min(1.0, max(0.0, (head_dim - 64) / 64))
             r = (1 - t) * fits[64][0] + t * fits[128][0]
             s0 = (1 - t) * fits[64][1] + t * fits[128][1]

@@ -141,8 +141,8 @@ def attention_efficiency() -> sympy.Expr:
     (context parallelism splits it): the kernel approaches ``η_attn`` on long sequences and
     reaches half of it at ``s_attn`` tokens. ``η_attn`` and ``s_attn`` come from a least-squares
     fit to the kernel's measured forward + backward speed on the GPU at 512–16k tokens
-    (:func:`llmplan.plan.default_attention_efficiency`; the fit stays within 0.6–5.8 % of
-    the benchmark's bars, 10 % for FlashAttention-1 at head dimension 128 on H100). Beyond
+    (:func:`llmplan.plan.default_attention_efficiency`; the fit stays within 0.6–6.3 % of
+    the benchmark's bars, 11.6 % for FlashAttention-1 at head dimension 128 on H100). Beyond
     16k the curve is an extrapolation to its asymptote. ``[efficiency] attention`` sets a
     flat ``η_attn`` (``s_attn = 0``), as does a GPU or kernel with no benchmark (half the
     GEMM efficiency). Approximations: the benchmarks' shape (16k tokens per call, hidden
