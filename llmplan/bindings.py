@@ -248,8 +248,9 @@ def attention_rate(plan, gemm16: float | None = None):
     head, clamped to the benchmarks' 128)."""
     from .plan import AttentionRate, default_attention_efficiency
 
-    if plan.efficiency.attention is not None:
-        return AttentionRate(plan.efficiency.attention, 0.0, "[efficiency] attention")
+    eff = plan.efficiency
+    if eff.attention is not None:
+        return AttentionRate(eff.attention, float(eff.attention_half_length or 0.0), "[efficiency] attention")
     m = plan.model
     head_dim = m.head_dim or m.hidden // m.heads
     if m.mla is not None:

@@ -12,11 +12,14 @@ writes
     [efficiency]
     gemm = 0.71
 
-to a TOML file, with ``attention = …``: the fused causal attention kernel
-(``torch.nn.functional.scaled_dot_product_attention``, FlashAttention-backed on recent
-GPUs) timed forward + backward at the plan's head shape, as a fraction of the peak on the
-FLOPs the kernel executes (the FlashAttention papers' count: causal forward
-``2·b·heads·s²·d``, backward 2.5 × that). A plan takes the file with the top-level key
+to a TOML file, with ``attention = …`` and ``attention_half_length = …``: the fused causal
+attention kernel (``torch.nn.functional.scaled_dot_product_attention``, FlashAttention-backed
+on recent GPUs) timed forward + backward at the plan's head shape and at 1/2, 1/4 and 1/8
+of its sequence length (the same tokens per call), as a fraction of the peak on the FLOPs
+the kernel executes (the FlashAttention papers' count: causal forward ``2·b·heads·s²·d``,
+backward 2.5 × that), and the curve ``attention · s/(s + attention_half_length)`` fitted to
+those four points as llmplan fits the published kernel benchmarks
+(:func:`llmplan.plan.default_attention_efficiency`). A plan takes the file with the top-level key
 ``include = ["calibration.toml"]`` (the plan's own keys win). Needs ``torch``
 (``pip install torch``); no network.
 
@@ -43,6 +46,7 @@ __all__ = [
     "gemm_shapes",
     "guess_gpu",
     "measure_attention",
+    "measure_attention_curve",
     "measure_gemm",
     "measure_step",
     "step_gemm_efficiency",
@@ -125,6 +129,44 @@ def measure_attention(shape: tuple[int, int, int, int], *, device: str = "cuda",
     sync()
     seconds = (time.perf_counter() - t0) / repeat
     return {"shape": list(shape), "seconds": seconds, "flops_per_second": causal_attention_flops(*shape) / seconds}
+
+
+#: Largest relative deviation from the measured points at which ``llmplan calibrate`` keeps
+#: the fitted attention curve; above it, the flat rate measured at the plan's own length.
+MAX_ATTENTION_FIT_ERROR = 0.10
+
+
+def measure_attention_curve(shape: tuple[int, int, int, int], peak: float, *, device: str = "cuda", dtype: str = "bf16",
+                            repeat: int = 10) -> dict[str, Any]:
+    """Time causal attention at ``shape`` = (b, heads, s, d) and at s/2, s/4, s/8 (the same
+    ``b·s`` tokens per call; lengths below 16 are skipped), and fit ``rate = R·s/(s + s0)``
+    (:func:`llmplan.plan._fit_saturating`). Returns the measurement at ``shape`` with
+    ``efficiency`` (its rate ÷ ``peak``), ``curve`` (every point, shortest first), ``eta``
+    (``R ÷ peak``, at most 1), ``half_length`` (``s0``, tokens) and ``fit_error`` (largest
+    relative deviation of the fit from the points). A fit off the points by more than
+    :data:`MAX_ATTENTION_FIT_ERROR`, or with ``s0`` at the edge of its search range, is not
+    used: ``eta`` is then the rate at ``shape`` and ``half_length`` 0 (a flat rate)."""
+    from .plan import _fit_saturating
+
+    b, heads, s, d = shape
+    lengths = sorted({s // k for k in (8, 4, 2) if s // k >= 16} | {s})
+    curve = [measure_attention((max(1, b * s // n), heads, n, d), device=device, dtype=dtype, repeat=repeat) for n in lengths]
+    top = curve[-1]
+    eff = top["flops_per_second"] / peak
+    if not 0 < eff <= 1.05 or any(not 0 < p["flops_per_second"] / peak <= 1.05 for p in curve):
+        raise LlmplanError(
+            f"measured {top['flops_per_second'] / 1e12:.1f} TFLOP/s of causal attention against a peak of "
+            f"{peak / 1e12:.1f} TFLOP/s: the peak is wrong for this device and dtype; give --peak"
+        )
+    r, s0, err = top["flops_per_second"], 0.0, 0.0  # one length, or a poor fit: a flat rate at the plan's s
+    if len(curve) >= 2:
+        fr, fs0, ferr = _fit_saturating([float(n) for n in lengths], [p["flops_per_second"] for p in curve])
+        # a curve only where it describes the points (within 10 %) and its half length is inside
+        # the search range (at the edge the asymptote is an extrapolation, not a measurement)
+        if ferr <= MAX_ATTENTION_FIT_ERROR and fs0 < 0.99 * 4 * s:
+            r, s0, err = fr, fs0, ferr
+    return {**top, "efficiency": min(eff, 1.0), "curve": curve, "eta": min(r / peak, 1.0), "half_length": s0,
+            "fit_error": err}
 
 
 def measure_gemm(shapes: Sequence[tuple[int, int, int]], *, device: str = "cuda", dtype: str = "bf16", repeat: int = 20) -> dict[str, Any]:
@@ -212,14 +254,7 @@ def calibrate(
     result["efficiency"] = min(eff, 1.0)
     result["peak"] = peak
     if attention is not None:
-        att = measure_attention(attention, device=device, dtype=dtype, repeat=max(1, repeat // 2))
-        att_eff = att["flops_per_second"] / peak
-        if not 0 < att_eff <= 1.05:
-            raise LlmplanError(
-                f"measured {att['flops_per_second'] / 1e12:.1f} TFLOP/s of causal attention against a peak of "
-                f"{peak / 1e12:.1f} TFLOP/s: the peak is wrong for this device and dtype; give --peak"
-            )
-        result["attention"] = {**att, "efficiency": min(att_eff, 1.0)}
+        result["attention"] = measure_attention_curve(attention, peak, device=device, dtype=dtype, repeat=max(1, repeat // 2))
     if out is not None:
         lines = [
             f"# measured by llmplan calibrate on {result['device']} ({dtype}, torch {result['torch']}) "
@@ -235,9 +270,16 @@ def calibrate(
                 f"# causal attention (b, heads, s, d) = {tuple(a['shape'])}: {a['flops_per_second'] / 1e12:.1f} TFLOP/s "
                 "on the FLOPs the kernel executes (forward + backward = 3.5 × the causal forward)"
             )
+            lines.append(
+                "# at shorter sequences (same tokens per call): "
+                + ", ".join(f"s = {p['shape'][2]}: {p['flops_per_second'] / 1e12:.1f}" for p in a["curve"][:-1])
+                + (f" TFLOP/s; fit attention·s/(s + attention_half_length) within {100 * a['fit_error']:.1f} %"
+                   if a["half_length"] > 0 else " TFLOP/s; no curve fits them within 10 %: the flat rate at the plan's s")
+            )
         lines += ["[efficiency]", f"gemm = {result['efficiency']:.6g}"]
         if "attention" in result:
-            lines.append(f"attention = {result['attention']['efficiency']:.6g}")
+            lines.append(f"attention = {result['attention']['eta']:.6g}")
+            lines.append(f"attention_half_length = {result['attention']['half_length']:.6g}")
         lines.append("")
         Path(out).write_text("\n".join(lines), encoding="utf-8")
     return result
@@ -515,7 +557,11 @@ def _cmd(args) -> int:
     result = calibrate(
         peak=peak, shapes=shapes, attention=attention, device=args.device, dtype=args.dtype, repeat=args.repeat, out=args.out
     )
-    att = f", attention = {result['attention']['efficiency']:.3f}" if "attention" in result else ""
+    att = ""
+    if "attention" in result:
+        a = result["attention"]
+        att = (f", attention = {a['eta']:.3f} (half of it at {a['half_length']:.0f} tokens; "
+               f"{a['efficiency']:.3f} at s = {a['shape'][2]})")
     print(
         f"{result['device']}: {result['flops_per_second'] / 1e12:,.1f} TFLOP/s of {peak / 1e12:,.1f} "
         f"→ gemm = {result['efficiency']:.3f}{att}; wrote {args.out} (use it with include = [\"{args.out}\"])"

@@ -1029,6 +1029,10 @@ class Efficiency(_Checked):
             peak at 2k tokens, 0.33 at 16k), where there is none half the GEMM efficiency of
             the kernel's dtype (BF16 under FP8 compute). FlashAttention-3 reaches 0.6–0.75
             on an H100: set it here.
+        attention_half_length: with ``attention``, the sequence length per kernel call
+            (tokens, ``s_attn``) at which the kernel reaches half of ``attention``, which
+            then is its long-sequence rate: ``rate(s) = attention · s_k/(s_k + s_attn)``.
+            Default 0: a flat rate at every length. ``llmplan calibrate`` fits both.
         goodput: fraction of wall-clock time spent on productive steps; the run's
             wall-clock time (and GPU-hours, energy, cost) is the uninterrupted
             time ÷ goodput, MFU stays the steady-state figure. Default 1 (no losses);
@@ -1048,6 +1052,7 @@ class Efficiency(_Checked):
     mfu: float | None = None
     gemm: float | None = None
     attention: float | None = None
+    attention_half_length: float | None = None
     elementwise_passes: float | None = None
     goodput: float | None = None
     memory_overhead: int | float | None = None
@@ -1061,6 +1066,12 @@ class Efficiency(_Checked):
                 p.append(Problem(name, f"{value!r} is not in (0, 1]"))
         if self.memory_overhead is not None and not self.memory_overhead >= 0:
             p.append(Problem("memory_overhead", f"{self.memory_overhead!r} is negative"))
+        if self.attention_half_length is not None:
+            if not (isinstance(self.attention_half_length, (int, float)) and self.attention_half_length >= 0):
+                p.append(Problem("attention_half_length", f"{self.attention_half_length!r} is not a length in tokens ≥ 0"))
+            elif self.attention is None:
+                p.append(Problem("attention_half_length", "set without attention: it shapes the curve of "
+                                 "[efficiency] attention (set attention too)"))
         return p
 
 

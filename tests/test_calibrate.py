@@ -126,3 +126,57 @@ def test_step_solver_refuses_impossible_measurements():
         step_gemm_efficiency(small, predicted_step_seconds(small, 1.0) / 2)
     with pytest.raises(LlmplanError, match="slower than llmplan predicts"):
         step_gemm_efficiency(small, predicted_step_seconds(small, 1e-4) * 2)
+
+
+def _fake_attention(rate_of_s):
+    """A stand-in for measure_attention whose kernel runs at ``rate_of_s(s)`` FLOP/s."""
+    from llmplan.calibrate import causal_attention_flops
+
+    def measure(shape, **_):
+        flops = causal_attention_flops(*shape)
+        return {"shape": list(shape), "seconds": flops / rate_of_s(shape[2]), "flops_per_second": rate_of_s(shape[2])}
+
+    return measure
+
+
+def test_attention_curve_recovers_a_kernel_that_saturates(monkeypatch, tmp_path):
+    import llmplan.calibrate as cal
+
+    # a kernel reaching 300 TFLOP/s on long sequences and half of it at 500 tokens
+    monkeypatch.setattr(cal, "measure_attention", _fake_attention(lambda s: 300e12 * s / (s + 500)))
+    curve = cal.measure_attention_curve((2, 8, 4096, 128), 1000e12)
+    assert [p["shape"] for p in curve["curve"]] == [[16, 8, 512, 128], [8, 8, 1024, 128], [4, 8, 2048, 128], [2, 8, 4096, 128]]
+    assert curve["eta"] == pytest.approx(0.3, rel=1e-4)
+    assert curve["half_length"] == pytest.approx(500, rel=1e-3)
+    assert curve["efficiency"] == pytest.approx(0.3 * 4096 / 4596, rel=1e-9)  # measured at the plan's own s
+    # written to the file, and a plan that includes it runs the kernel on that curve
+    monkeypatch.setattr(cal, "measure_gemm", lambda shapes, **_: {"flops_per_second": 600e12, "sms": 132, "device": "fake",
+                                                                   "torch": "-", "shapes": [{"m": 8192, "k": 8192, "n": 8192, "flops_per_second": 600e12}]})
+    out = tmp_path / "calibration.toml"
+    cal.calibrate(peak=1000e12, attention=(1, 8, 2048, 128), out=out)
+    text = out.read_text()
+    assert "attention = 0.3" in text and "attention_half_length = 500" in text
+    (tmp_path / "plan.toml").write_text('include = ["calibration.toml"]\n' + (ROOT / "examples/llama2-70b-pretrain.toml").read_text())
+    plan = llmplan.load(tmp_path / "plan.toml")
+    rate = float(llmplan.estimate(plan).value("time.attention_efficiency"))
+    assert rate == pytest.approx(0.3 * 4096 / (4096 + 500), rel=1e-3)  # the plan's 4K tokens per call
+
+
+def test_attention_measurements_no_curve_fits_give_a_flat_rate(monkeypatch):
+    import llmplan.calibrate as cal
+
+    # slower on longer sequences: no saturating curve describes it
+    monkeypatch.setattr(cal, "measure_attention", _fake_attention(lambda s: 400e12 - 0.05e12 * s))
+    curve = cal.measure_attention_curve((1, 8, 4096, 128), 1000e12)
+    assert curve["half_length"] == 0
+    assert curve["eta"] == curve["efficiency"] == pytest.approx((400 - 0.05 * 4096) / 1000)
+
+
+def test_attention_half_length_needs_attention():
+    from llmplan.plan import Efficiency
+
+    with pytest.raises(llmplan.PlanError, match="attention_half_length"):
+        Efficiency(attention_half_length=512)
+    with pytest.raises(llmplan.PlanError, match="attention_half_length"):
+        Efficiency(attention=0.5, attention_half_length=-1)
+    assert Efficiency(attention=0.5, attention_half_length=512).attention_half_length == 512

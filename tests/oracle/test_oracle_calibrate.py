@@ -46,11 +46,18 @@ def test_calibrate_measures_gemm_and_attention_and_a_plan_includes_both(tmp_path
     seconds = result["attention"]["seconds"]
     assert result["attention"]["flops_per_second"] == pytest.approx(causal_attention_flops(1, 2, 128, 32) / seconds)
     text = out.read_text()
-    assert "gemm = " in text and "attention = " in text
+    assert "gemm = " in text and "attention = " in text and "attention_half_length = " in text
+    # the curve was measured at 16, 32, 64 and 128 tokens with the same 128 tokens per call
+    assert [p["shape"] for p in result["attention"]["curve"]] == [[8, 2, 16, 32], [4, 2, 32, 32], [2, 2, 64, 32], [1, 2, 128, 32]]
     (tmp_path / "plan.toml").write_text('include = ["calibration.toml"]\n' + (ROOT / "examples/llama2-70b-pretrain.toml").read_text())
     included = llmplan.load(tmp_path / "plan.toml")
     assert included.efficiency.gemm == pytest.approx(result["efficiency"], rel=1e-5)
-    assert included.efficiency.attention == pytest.approx(result["attention"]["efficiency"], rel=1e-5)
+    assert included.efficiency.attention == pytest.approx(result["attention"]["eta"], rel=1e-5)
+    assert included.efficiency.attention_half_length == pytest.approx(result["attention"]["half_length"], rel=1e-5, abs=1e-9)
+    # the rate at the measured length is the measurement, within the fit's error (exact when flat)
+    a = result["attention"]
+    at_s = a["eta"] * 128 / (128 + a["half_length"])
+    assert at_s == pytest.approx(a["efficiency"], rel=max(a["fit_error"], 1e-9) + 1e-6)
 
 
 def test_calibrate_without_attention_writes_gemm_only(tmp_path):
