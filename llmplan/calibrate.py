@@ -315,7 +315,8 @@ def step_plan(plan, *, layers: int | None = 4, peak: float | None = None):
         cluster=Cluster(gpu=gpu, gpus=1),
         parallelism=Parallelism(micro_batch=par.micro_batch, recompute="full" if par.recompute == "full" else "none",
                                 flash_attention=par.flash_attention, attention_kernel=par.attention_kernel, framework="hf"),
-        efficiency=Efficiency(attention=plan.efficiency.attention, elementwise_passes=plan.efficiency.elementwise_passes),
+        efficiency=Efficiency(attention=plan.efficiency.attention, attention_half_length=plan.efficiency.attention_half_length,
+                              elementwise_passes=plan.efficiency.elementwise_passes),
     )
 
 

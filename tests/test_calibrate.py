@@ -104,6 +104,15 @@ def test_step_plan_is_one_gpu_one_micro_batch_of_the_plans_model():
     assert small.cluster.gpu.peak["bf16"] == 2e12 and "bf16" not in small.cluster.gpu.mamf
     assert step_plan(_tiny_plan(recompute="full"), layers=None).parallelism.recompute == "full"
     assert step_plan(_tiny_plan(), layers=None).model.layers == 6
+    # the plan's attention kernel and a calibrated attention curve carry over to the step plan
+    import attrs
+
+    from llmplan.plan import Efficiency
+
+    curved = attrs.evolve(_tiny_plan(attention_kernel="flash1"), efficiency=Efficiency(attention=0.4, attention_half_length=300))
+    small = step_plan(curved, layers=2)
+    assert small.parallelism.attention_kernel == "flash1"
+    assert (small.efficiency.attention, small.efficiency.attention_half_length) == (0.4, 300)
 
 
 @pytest.mark.parametrize("gemm", [0.003, 0.37, 0.81])
