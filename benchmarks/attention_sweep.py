@@ -39,13 +39,19 @@ def shapes(tiny: bool) -> list[tuple[int, int, int, int]]:
 
 
 def predicted_tflops(gpu, kernel: str, s: int, d: int) -> float | None:
-    """llmplan's default curve for ``kernel`` on ``gpu`` at sequence ``s``, head dim ``d`` (TFLOP/s)."""
+    """llmplan's default curve for ``kernel`` on ``gpu`` at sequence ``s``, head dim ``d`` (TFLOP/s):
+    ``time.attention_efficiency`` (:func:`llmplan.formulas.time.attention_efficiency`) times
+    the BF16 peak, one kernel call of ``s`` tokens."""
+    from llmplan import symbols as S
+    from llmplan.bindings import evaluate
+    from llmplan.formulas.time import attention_efficiency
     from llmplan.plan import default_attention_efficiency
 
     if gpu is None:
         return None
     a = default_attention_efficiency(gpu, kernel, d)
-    return a.eta * (gpu.peak.get("bf16") or 0) / 1e12 * s / (s + a.s_attn)
+    fraction = evaluate(attention_efficiency(), {S.eta_attn: a.eta, S.s_attn: a.s_attn, S.s: s, S.c: 1})
+    return float(fraction) * (gpu.peak.get("bf16") or 0) / 1e12
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -252,9 +252,7 @@ def attention_rate(plan, gemm16: float | None = None):
     if eff.attention is not None:
         return AttentionRate(eff.attention, float(eff.attention_half_length or 0.0), "[efficiency] attention")
     m = plan.model
-    head_dim = m.head_dim or m.hidden // m.heads
-    if m.mla is not None:
-        head_dim = m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim
+    head_dim = m.d_head if m.mla is None else m.mla.qk_nope_head_dim + m.mla.qk_rope_head_dim
     return default_attention_efficiency(plan.cluster.gpu, plan.parallelism.attention_kernel, head_dim, gemm16)
 
 

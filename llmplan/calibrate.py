@@ -140,13 +140,13 @@ def measure_attention_curve(shape: tuple[int, int, int, int], peak: float, *, de
                             repeat: int = 10) -> dict[str, Any]:
     """Time causal attention at ``shape`` = (b, heads, s, d) and at s/2, s/4, s/8 (the same
     ``b·s`` tokens per call; lengths below 16 are skipped), and fit ``rate = R·s/(s + s0)``
-    (:func:`llmplan.plan._fit_saturating`). Returns the measurement at ``shape`` with
+    (:func:`llmplan.plan.fit_saturating`). Returns the measurement at ``shape`` with
     ``efficiency`` (its rate ÷ ``peak``), ``curve`` (every point, shortest first), ``eta``
     (``R ÷ peak``, at most 1), ``half_length`` (``s0``, tokens) and ``fit_error`` (largest
     relative deviation of the fit from the points). A fit off the points by more than
     :data:`MAX_ATTENTION_FIT_ERROR`, or with ``s0`` at the edge of its search range, is not
     used: ``eta`` is then the rate at ``shape`` and ``half_length`` 0 (a flat rate)."""
-    from .plan import _fit_saturating
+    from .plan import fit_saturating
 
     b, heads, s, d = shape
     lengths = sorted({s // k for k in (8, 4, 2) if s // k >= 16} | {s})
@@ -160,7 +160,7 @@ def measure_attention_curve(shape: tuple[int, int, int, int], peak: float, *, de
         )
     r, s0, err = top["flops_per_second"], 0.0, 0.0  # one length, or a poor fit: a flat rate at the plan's s
     if len(curve) >= 2:
-        fr, fs0, ferr = _fit_saturating([float(n) for n in lengths], [p["flops_per_second"] for p in curve])
+        fr, fs0, ferr = fit_saturating([float(n) for n in lengths], [p["flops_per_second"] for p in curve])
         # a curve only where it describes the points (within 10 %) and its half length is inside
         # the search range (at the edge the asymptote is an extrapolation, not a measurement)
         if ferr <= MAX_ATTENTION_FIT_ERROR and fs0 < 0.99 * 4 * s:

@@ -14,7 +14,7 @@ import attrs
 
 from .errors import PlanError, Problem, did_you_mean
 from .hardware import GPU, Link
-from .model import Dense, MoE, _Checked, _choice
+from .model import Dense, MoE, _Checked, _choice, _pos_number
 from .model import _positive_int as _pos_int
 
 __all__ = [
@@ -107,7 +107,7 @@ class AttentionRate:
     max_error: float = 0.0
 
 
-def _fit_saturating(seq: list[float], tflops: list[float]) -> tuple[float, float, float]:
+def fit_saturating(seq: list[float], tflops: list[float]) -> tuple[float, float, float]:
     """Least squares on ``log(rate)`` of ``rate = R·s/(s + s0)``: ``(R, s0, max relative error)``.
 
     For a given ``s0`` the best ``R`` is the geometric mean of ``rate·(s + s0)/s``; ``s0``
@@ -137,27 +137,21 @@ def _fit_saturating(seq: list[float], tflops: list[float]) -> tuple[float, float
     return r, s0, worst
 
 
+@lru_cache(maxsize=1)
 def _attention_benchmarks() -> dict:
     """``llmplan/data/attention.toml``, read once."""
-    global _ATTENTION_DATA
-    if _ATTENTION_DATA is None:
-        from importlib import resources
+    from importlib import resources
 
-        from .serialize import tomllib
+    from .serialize import tomllib
 
-        text = resources.files("llmplan").joinpath("data", "attention.toml").read_text(encoding="utf-8")
-        _ATTENTION_DATA = tomllib.loads(text)
-    return _ATTENTION_DATA
-
-
-_ATTENTION_DATA: dict | None = None
+    return tomllib.loads(resources.files("llmplan").joinpath("data", "attention.toml").read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=None)
 def _benchmark_fit(index: int, kernel: str, head_dim: int) -> tuple[float, float, float]:
-    """:func:`_fit_saturating` of one benchmark row (computed once per row)."""
+    """:func:`fit_saturating` of one benchmark row (computed once per row)."""
     data = _attention_benchmarks()
-    return _fit_saturating(data["seq_len"], data["benchmarks"][index][kernel][f"hd{head_dim}"])
+    return fit_saturating(data["seq_len"], data["benchmarks"][index][kernel][f"hd{head_dim}"])
 
 
 def default_attention_efficiency(gpu, kernel: str = "flash2", head_dim: int = 128, gemm16: float | None = None) -> AttentionRate:
@@ -165,7 +159,7 @@ def default_attention_efficiency(gpu, kernel: str = "flash2", head_dim: int = 12
 
     Where ``llmplan/data/attention.toml`` has a measured forward + backward benchmark of
     the kernel on the GPU (FlashAttention-2 paper's A100 and H100 figures), the curve
-    ``R·s/(s + s_attn)`` fitted to it (:func:`_fit_saturating`; largest deviation from the
+    ``R·s/(s + s_attn)`` fitted to it (:func:`fit_saturating`; largest deviation from the
     bars 0.6–11.6 %, in ``max_error``), linearly interpolated in the head dimension between
     its 64 and 128 rows and clamped outside; ``η_attn = R / F_peak(BF16)``. Otherwise a flat
     ``η_attn = gemm16 / 2`` (half the GEMM efficiency of the core's dtype, ``s_attn = 0``):
@@ -1067,11 +1061,10 @@ class Efficiency(_Checked):
         if self.memory_overhead is not None and not self.memory_overhead >= 0:
             p.append(Problem("memory_overhead", f"{self.memory_overhead!r} is negative"))
         if self.attention_half_length is not None:
-            if not (isinstance(self.attention_half_length, (int, float)) and self.attention_half_length >= 0):
-                p.append(Problem("attention_half_length", f"{self.attention_half_length!r} is not a length in tokens ≥ 0"))
-            elif self.attention is None:
+            if self.attention is None:
                 p.append(Problem("attention_half_length", "set without attention: it shapes the curve of "
                                  "[efficiency] attention (set attention too)"))
+            _pos_number(self, "attention_half_length", p, allow_zero=True)
         return p
 
 

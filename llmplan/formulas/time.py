@@ -361,7 +361,7 @@ def define(q: Definitions) -> None:
             )
             core_rate = 2 * (F_peak16 if fp8 else F_peak) * eta_core
             compute = (F_step - F_core) / (N * F_peak * eta_shape) + F_core / (N * core_rate)
-            compute_src = "GEMMs at η_shape, FlashAttention's fused causal core at η_attn"
+            compute_src = "GEMMs at η_shape, FlashAttention's fused causal core at time.attention_efficiency"
             if plan.precision.dtype("compute") == "fp8":
                 compute_src += " of the BF16 peak (FP8 covers the GEMMs only: DeepSeek-V3 report §3.3)"
         else:
