@@ -15,12 +15,15 @@ Run: ``python benchmarks/validate_runs.py``
 
 Options: ``--no-spread`` skips the layout-sensitivity grid; ``--runs ID ...`` evaluates
 only those runs (and then writes nothing unless ``--out`` is given); ``--out DIR``
-writes the results elsewhere; ``--no-docs`` leaves ``docs/validation.md`` alone.
+writes the results elsewhere; ``--no-docs`` leaves ``docs/validation.md`` alone; ``--no-cv``
+skips the leave-one-group-out cross-validation of the one fitted constant (otherwise
+written to ``crossvalidation.md`` / ``.json`` and into the docs block).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -34,7 +37,7 @@ BEGIN = "<!-- validation:begin -->"
 END = "<!-- validation:end -->"
 
 
-def refresh_docs(report: validation.Report, path: Path = DOCS) -> bool:
+def refresh_docs(report: validation.Report, path: Path = DOCS, cv: validation.CrossValidation | None = None) -> bool:
     """Replace the generated block of ``docs/validation.md``; False when the markers are missing."""
     if not path.exists():
         return False
@@ -72,6 +75,16 @@ def refresh_docs(report: validation.Report, path: Path = DOCS) -> bool:
             "### Where the predicted step time goes",
             "",
             *tables(validation.BREAKDOWN_HEADER, validation.breakdown_rows),
+            *(
+                []
+                if cv is None
+                else [
+                    "### Cross-validation of the fitted constant",
+                    "",
+                    validation.md_table(validation.CV_HEADER, validation.cross_validation_rows(cv)),
+                    "",
+                ]
+            ),
             END,
         ]
     )
@@ -85,10 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-spread", action="store_true", help="skip the layout-sensitivity grid")
     ap.add_argument("--out", type=Path, help="directory for validation.md / .json (default benchmarks/results)")
     ap.add_argument("--no-docs", action="store_true", help="do not refresh docs/validation.md")
+    ap.add_argument("--no-cv", action="store_true", help="skip the cross-validation of the fitted constant (~20 s)")
     args = ap.parse_args(argv)
 
     report = validation.validate(args.runs, spread=not args.no_spread)
     print(validation.text_table(report))
+
+    cv = None if args.no_cv or args.runs is not None else validation.cross_validate()
+    if cv is not None:
+        print()
+        print(validation.md_table(validation.CV_HEADER, validation.cross_validation_rows(cv)))
 
     out = args.out
     if out is None and args.runs is None:
@@ -96,7 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     if out is not None:
         md, js = validation.write_results(report, out)
         print(f"\nwrote {md.relative_to(ROOT) if md.is_relative_to(ROOT) else md} and {js.name}")
-    if args.runs is None and not args.no_docs and refresh_docs(report):
+        if cv is not None:
+            (out / "crossvalidation.md").write_text(validation.cross_validation_markdown(cv), encoding="utf-8")
+            (out / "crossvalidation.json").write_text(
+                json.dumps(validation.cross_validation_json(cv), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
+            print("wrote crossvalidation.md and crossvalidation.json")
+    if args.runs is None and not args.no_docs and refresh_docs(report, cv=cv):
         print(f"refreshed {DOCS.relative_to(ROOT)}")
     return 0
 

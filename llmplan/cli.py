@@ -300,7 +300,7 @@ def cmd_validate_runs(args) -> int:
 
     result = validation.validate(spread=not args.no_spread)
     if args.json:
-        print(json.dumps(result, indent=2, default=str))
+        print(json.dumps(validation.to_json(result), indent=2, ensure_ascii=False))
     else:
         print(validation.text_table(result))
     return EXIT_OK

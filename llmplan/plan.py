@@ -42,24 +42,26 @@ __all__ = [
     "ATTENTION_KERNELS",
 ]
 
-#: Achievable fraction of dense peak in training GEMMs (η_gemm) on a GPU whose catalog
-#: entry has no measured maximum achievable matmul rate (``mamf``), and the value every
-#: A100 gets from :data:`GEMM_FRACTION_OF_MAMF` (0.69 × 271.2/312 = 0.600). An
-#: assumption, set before any validation run: Megatron-LM reaches 44–52 % MFU end to
-#: end on A100 with bubbles and communication included (Narayanan et al. 2021 Table 1),
-#: so the GEMMs themselves run near 60 %. What runs between the GEMMs is priced
-#: separately (elementwise traffic, bubble, exposed communication, optimizer);
-#: ``docs/validation.md`` gives the measured error.
-DEFAULT_GEMM_EFFICIENCY = 0.6
-
 #: Fraction of the GPU's *maximum achievable matmul rate* (MAMF: the best of a brute-force
 #: search over large GEMM shapes, measured per GPU and dtype — S. Bekman, *Machine Learning
 #: Engineering*, "Maximum Achievable Matmul FLOPS comparison table") that a training step's
-#: large GEMMs reach. 0.69 is :data:`DEFAULT_GEMM_EFFICIENCY` re-expressed against the
-#: A100's MAMF (0.6 ÷ (271.2/312) = 0.690), not a new fit: A100 results are unchanged, and a
-#: GPU whose vendor peak is further out of reach (H100 SXM BF16: 794.5 of 989 TFLOP/s, FP8:
-#: 1402.6 of 1979) gets a proportionally lower η_gemm (0.554; FP8 0.489).
-GEMM_FRACTION_OF_MAMF = 0.69
+#: large GEMMs reach: ``η_gemm = GEMM_FRACTION_OF_MAMF × mamf / peak`` (A100 0.643, H100 SXM
+#: BF16 0.594, FP8 0.524). It is the one constant of the efficiency model fitted to
+#: training runs: the minimum of the mean |log(predicted/published)| over Megatron-LM's
+#: Table 1 (Narayanan et al. 2021: ten GPT shapes, 1.7B–1T, on 32–3,072 A100, every layout
+#: fact published) is 0.743 (:func:`llmplan.validation.fit_gemm_fraction`; rounded to two
+#: decimals; ``tests/test_validation.py`` refits it). Every other validation run is held
+#: out, and leave-one-group-out cross-validation refits 0.74–0.77 whichever group is left
+#: out (``docs/validation.md``). What the GEMMs lose beyond MAMF (launch gaps, clocks under
+#: a whole step's load, shapes worse than the search's best) is in this number; what runs
+#: between them is priced separately (elementwise traffic, bubble, exposed communication,
+#: optimizer step).
+GEMM_FRACTION_OF_MAMF = 0.74
+
+#: ``η_gemm`` on a GPU whose catalog entry has no measured maximum achievable matmul rate
+#: (``mamf``): the A100's default, ``GEMM_FRACTION_OF_MAMF × 271.2/312`` = 0.643 — an
+#: **assumption** for such a GPU.
+DEFAULT_GEMM_EFFICIENCY = 0.643
 
 
 def default_gemm_efficiency(gpu, dtype: str) -> tuple[float, str]:
@@ -1010,9 +1012,9 @@ class Efficiency(_Checked):
         mfu: assume this model-FLOPs utilisation outright:
             time = flops.total ÷ (peak × mfu × gpus).
         gemm: achievable fraction of dense peak in the step's matrix multiplies
-            (``η_gemm``); default :func:`default_gemm_efficiency` — 0.69 × the GPU's
-            measured maximum achievable matmul rate ÷ its peak (A100 0.600, H100 SXM
-            BF16 0.554, FP8 0.489), :data:`DEFAULT_GEMM_EFFICIENCY` where the catalog
+            (``η_gemm``); default :func:`default_gemm_efficiency` — 0.74 × the GPU's
+            measured maximum achievable matmul rate ÷ its peak (A100 0.643, H100 SXM
+            BF16 0.594, FP8 0.524), :data:`DEFAULT_GEMM_EFFICIENCY` where the catalog
             has no such measurement. The value applies to every dtype of the plan.
         attention: achieved fraction of dense peak in the fused (FlashAttention) attention
             kernel, on the FLOPs it executes — a causal kernel skips the masked half, the

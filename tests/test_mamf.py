@@ -25,26 +25,30 @@ H100_SXM_BF16 = (794.5, 989.4)  # the table rounds the peak to 989
 H100_SXM_FP8 = (1402.6, 1978.9)
 
 
-def test_the_constant_is_the_old_default_re_expressed_on_a100():
-    # 0.6 of the A100's peak = 0.6 / (271.2/312) = 0.6903 of its MAMF; the constant is 0.69
-    assert GEMM_FRACTION_OF_MAMF == pytest.approx(0.6 / (271.2 / 312), abs=5e-4)
-    assert DEFAULT_GEMM_EFFICIENCY == 0.6
+# the fraction of MAMF fitted to Megatron-LM's Table 1 (tests/test_validation.py refits it)
+FRACTION = 0.74
+
+
+def test_the_constant_and_the_no_mamf_default():
+    assert GEMM_FRACTION_OF_MAMF == FRACTION
+    # a GPU without a measurement gets the A100's value: 0.74 × 271.2/312 = 0.6432
+    assert DEFAULT_GEMM_EFFICIENCY == pytest.approx(FRACTION * 271.2 / 312, abs=5e-4)
 
 
 @pytest.mark.parametrize(
     ("gpu", "dtype", "expected"),
     [
-        ("a100-80gb-sxm", "bf16", 0.69 * 271.2 / 312.0),  # 0.5998
-        ("a100-40gb-sxm", "bf16", 0.69 * 271.2 / 312.0),
-        ("a100-80gb-sxm", "fp16", 0.69 * 271.2 / 312.0),  # fp16: the bf16 figure (same tensor rate)
-        ("a100-80gb-pcie", "bf16", 0.69 * 252.9 / 312.0),  # 0.5593
-        ("h100-sxm", "bf16", 0.69 * 794.5 / 989.4),  # 0.5541
-        ("h100-sxm", "fp8", 0.69 * 1402.6 / 1978.9),  # 0.4891
-        ("h800-sxm", "fp8", 0.69 * 1402.6 / 1978.9),  # H100 SXM's figure (same compute)
-        ("h200-sxm", "bf16", 0.69 * 794.5 / 989.4),
-        ("mi300x", "bf16", 0.69 * 668.4 / 1307.4),  # 0.3528
-        ("l40s", "bf16", 0.6),  # no measurement: the A100-based default
-        ("a100-80gb-sxm", "fp8", 0.6),  # no fp8 on an A100 at all: the default
+        ("a100-80gb-sxm", "bf16", FRACTION * 271.2 / 312.0),  # 0.6432
+        ("a100-40gb-sxm", "bf16", FRACTION * 271.2 / 312.0),
+        ("a100-80gb-sxm", "fp16", FRACTION * 271.2 / 312.0),  # fp16: the bf16 figure (same tensor rate)
+        ("a100-80gb-pcie", "bf16", FRACTION * 252.9 / 312.0),  # 0.5998
+        ("h100-sxm", "bf16", FRACTION * 794.5 / 989.4),  # 0.5942
+        ("h100-sxm", "fp8", FRACTION * 1402.6 / 1978.9),  # 0.5245
+        ("h800-sxm", "fp8", FRACTION * 1402.6 / 1978.9),  # H100 SXM's figure (same compute)
+        ("h200-sxm", "bf16", FRACTION * 794.5 / 989.4),
+        ("mi300x", "bf16", FRACTION * 668.4 / 1307.4),  # 0.3783
+        ("l40s", "bf16", 0.643),  # no measurement: the A100-based default
+        ("a100-80gb-sxm", "fp8", 0.643),  # no fp8 on an A100 at all: the default
     ],
 )
 def test_default_gemm_efficiency_by_hand(gpu, dtype, expected):
@@ -63,12 +67,12 @@ def test_h100_runs_slower_per_flop_than_a100_by_the_mamf_ratio():
 def test_plan_binds_the_gpu_default_and_the_plan_override_wins():
     plan = llama7b_h100_plan()
     est = estimate(plan)
-    assert est.values[S.eta_gemm] == pytest.approx(0.69 * 794.5 / 989.4)
+    assert est.values[S.eta_gemm] == pytest.approx(FRACTION * 794.5 / 989.4)
     # the attention core: FlashAttention-2's measured H100 speed, not η_gemm / 2 — at this plan's
     # 4,096 tokens the FlashAttention-2 paper's H100 figure (causal, head dim 128) gives 294 TFLOP/s
     assert float(est.value("time.attention_efficiency")) * 989.4 == pytest.approx(294, rel=0.02)
     # the same plan with that η_gemm written out gives the same step time
-    explicit = attrs.evolve(plan, efficiency=Efficiency(gemm=0.69 * 794.5 / 989.4))
+    explicit = attrs.evolve(plan, efficiency=Efficiency(gemm=FRACTION * 794.5 / 989.4))
     assert float(estimate(explicit).value("time.step_seconds")) == pytest.approx(float(est.value("time.step_seconds")), rel=1e-12)
     # an override applies to every dtype
     over = estimate(attrs.evolve(plan, efficiency=Efficiency(gemm=0.5)))
@@ -76,16 +80,17 @@ def test_plan_binds_the_gpu_default_and_the_plan_override_wins():
     # and [efficiency] attention sets the attention kernel alone
     attn = estimate(attrs.evolve(plan, efficiency=Efficiency(attention=0.6)))
     assert (attn.values[S.eta_gemm], attn.values[S.eta_attn]) == (est.values[S.eta_gemm], 0.6)
-    # a test GPU without a mamf table keeps 0.6, and without an attention benchmark η_attn = η_gemm / 2
+    # a test GPU without a mamf table gets the A100-based 0.643, and without an attention benchmark
+    # η_attn = η_gemm / 2
     fallback = estimate(make_plan())
-    assert (fallback.values[S.eta_gemm], fallback.values[S.eta_attn], fallback.values[S.s_attn]) == (0.6, 0.3, 0)
+    assert (fallback.values[S.eta_gemm], fallback.values[S.eta_attn], fallback.values[S.s_attn]) == (0.643, 0.3215, 0)
     assert estimate(attrs.evolve(make_plan(), efficiency=Efficiency(gemm=0.5))).values[S.eta_attn] == 0.25
 
 
 def test_fp8_gemms_at_the_fp8_figure_and_the_attention_core_at_bf16s():
     plan = attrs.evolve(llama7b_h100_plan(), precision=Precision(compute="fp8"))
     est = estimate(plan)
-    assert est.values[S.eta_gemm] == pytest.approx(0.69 * 1402.6 / 1978.9)
+    assert est.values[S.eta_gemm] == pytest.approx(FRACTION * 1402.6 / 1978.9)
     # the attention core stays in BF16: the BF16 plan's FlashAttention-2 rate
     assert est.values[S.eta_attn] == estimate(llama7b_h100_plan()).values[S.eta_attn]
     # the compute time's attention-core term is F_core ÷ (N · 2 · F_peak16 · η_core), η_core the
@@ -124,7 +129,7 @@ def test_gpu_entry_mamf_round_trips_and_is_checked(tmp_path):
     )
     g = catalog.load(path).gpu("lab-gpu")
     assert g.mamf == {"bf16": 700e12}
-    assert default_gemm_efficiency(g, "bf16")[0] == pytest.approx(0.69 * 0.7)
+    assert default_gemm_efficiency(g, "bf16")[0] == pytest.approx(FRACTION * 0.7)
     # above the peak, or for a dtype without a peak: an error naming the key
     with pytest.raises(LlmplanError) as err:
         attrs.evolve(GPU_A100, mamf={"bf16": 400e12})

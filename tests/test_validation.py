@@ -382,3 +382,86 @@ def test_llm_foundry_mixed_precision_follows_each_row():
         mode = rows[run.id.replace("-", "_")]["mp_mode"]
         assert run.plan.precision.dtype("grads") == ("fp32" if mode == "DEFAULT" else "bf16"), run.id
         assert run.plan.parallelism.sharding == "fsdp"
+
+
+# --- the one fitted constant -----------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _table1_fit() -> float:
+    return validation.fit_gemm_fraction()
+
+
+def test_the_fitted_constant_is_megatron_table1s_fit():
+    from llmplan.plan import GEMM_FRACTION_OF_MAMF
+
+    assert validation.CALIBRATION_GROUPS == ("megatron-table1",)
+    # the constant in llmplan.plan is the fit, to two decimals: refitting must give it back
+    assert round(_table1_fit(), 2) == GEMM_FRACTION_OF_MAMF
+
+
+def test_the_fit_is_a_minimum_of_the_absolute_log_error():
+    table1 = [r for r in RUNS if r.group == "megatron-table1"]
+    assert len(table1) == 10  # Narayanan et al. 2021, Table 1: ten GPT shapes
+    f = _table1_fit()
+    best = validation.fraction_loss(f, table1)
+    assert best < validation.fraction_loss(f - 0.01, table1)
+    assert best < validation.fraction_loss(f + 0.01, table1)
+    # the minimum of a mean absolute (log) error is a median: as many rows above as below
+    with validation.gemm_fraction(f):
+        errors = [c.error for r in table1 for c in validation.evaluate_run(r, spread=False).comparisons if c.primary]
+    assert len(errors) == 10
+    assert abs(sum(e > 0 for e in errors) - sum(e < 0 for e in errors)) <= 2
+
+
+def test_gemm_fraction_scales_the_prediction_and_is_restored():
+    from llmplan import plan as plan_module
+
+    run = validation.runs(["megatron-t1-1t"])[0]
+    before = plan_module.GEMM_FRACTION_OF_MAMF
+    base = validation.evaluate_run(run, spread=False).tflops_per_gpu
+    with validation.gemm_fraction(before * 1.1):
+        faster = validation.evaluate_run(run, spread=False).tflops_per_gpu
+    assert plan_module.GEMM_FRACTION_OF_MAMF == before
+    # faster GEMMs, the same communication and bubble share: between 1 and 1.1 × the TFLOP/s
+    assert base < faster <= 1.1 * base * (1 + 1e-9)
+
+
+def test_held_out_statistics_leave_the_calibration_runs_out():
+    report = validation.validate(["megatron-t1-1t", "megatron-t1-1.7b", "llama2-7b", "bloom-176b"], spread=False)
+    primary = [c for c in report.comparisons if c.primary]
+    held = [c for c in primary if not c.run.startswith("megatron-t1-")]
+    assert report.held_out.n == len(held) == report.overall.n - 2
+    assert report.held_out.median_abs == pytest.approx(validation._stats(held).median_abs)
+    assert "held out" in validation.text_table(report)
+    assert validation.to_json(report)["summary"]["held_out_primary"]["n"] == len(held)
+
+
+def test_cross_validation_picks_each_group_s_fraction_from_the_others():
+    grid = [0.70, 0.74, 0.78]
+    cv = validation.cross_validate(grid)
+    groups = list(dict.fromkeys(r.group for r in RUNS))
+    assert list(cv.fractions) == groups and set(cv.fractions.values()) <= set(grid)
+    assert cv.overall.n == validation.validate(spread=False).overall.n  # every primary comparison, once
+    # Megatron Table 1's fraction is the best of the grid for all the other runs
+    others = [r for r in RUNS if r.group != "megatron-table1"]
+    losses = {f: validation.fraction_loss(f, others) for f in grid}
+    assert cv.fractions["megatron-table1"] == min(grid, key=losses.get)
+    # and its rows are predicted with that fraction
+    with validation.gemm_fraction(cv.fractions["megatron-table1"]):
+        direct = validation.evaluate_run(validation.runs(["megatron-t1-1t"])[0], spread=False).comparisons[0]
+    held = next(c for c in cv.comparisons if c.run == "megatron-t1-1t" and c.primary)
+    assert held.predicted == pytest.approx(direct.predicted, rel=1e-12)
+    rows = validation.cross_validation_rows(cv)
+    assert len(rows) == len(groups) + 1
+    data = validation.cross_validation_json(cv)
+    assert data["fraction_without_group"] == cv.fractions and len(data["comparisons"]) == cv.overall.n
+
+
+def test_cli_validate_runs_json(capsys):
+    from llmplan.cli import main
+
+    assert main(["validate-runs", "--json", "--no-spread"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["summary"]["held_out_primary"]["n"] == data["summary"]["overall_primary"]["n"] - 10
+    assert data["efficiency_model"]["calibration_groups"] == ["megatron-table1"]
