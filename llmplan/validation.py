@@ -1782,6 +1782,103 @@ def _olmo_core() -> list[Run]:
     return out
 
 
+FLASH_ATTN_GPT3 = (
+    "Dao-AILab/flash-attention, training/README.md 'Training speed' and training/configs/experiment/pile/ "
+    "(commit 4a6eaa9f, 2022-11-29)"
+)
+
+#: flash-attention's GPT-3 training benchmark on one 8 × A100 80GB SXM4 node (training/README.md):
+#: (size, config, d_model, layers, heads, micro-batch, global batch (sequences), ZeRO stage,
+#: tokens/s per GPU = the node's / 8). Added after the fitted constant was fixed: held out.
+FLASH_ATTN_GPT3_ROWS: tuple[tuple[str, str, int, int, int, int, int, int, float], ...] = (
+    ("125m", "gpt3s-flash", 768, 12, 12, 32, 256, 0, 1_310_000 / 8),
+    ("355m", "gpt3m-flash", 1024, 24, 16, 32, 256, 0, 503_000 / 8),
+    ("760m", "gpt3l-flash", 1536, 24, 16, 16, 256, 1, 245_000 / 8),
+    ("1.3b", "gpt3xl-flash", 2048, 24, 16, 8, 512, 1, 169_000 / 8),
+    ("2.7b", "gpt3-2.7B-flash-hdim128", 2560, 32, 20, 4, 512, 1, 85_000 / 8),
+)
+#: GPT-2's 50257 tokens padded to a multiple of 8 (the configs' pad_vocab_size_multiple)
+FLASH_ATTN_GPT3_VOCAB = 50264
+
+
+def flash_attn_gpt3_model(size: str) -> Dense:
+    """``flash_attn.models.gpt.GPTLMHeadModel`` as the benchmark configs build it: GPT-2 blocks
+    (biases on every Linear and LayerNorm, GELU MLP of 4·d_model), learned positions for 2,048
+    tokens, the LM head tied to the token embedding, GPT2Config's dropout 0.1."""
+    _, cfg, d, layers, heads, *_ = next(r for r in FLASH_ATTN_GPT3_ROWS if r[0] == size)
+    return Dense(
+        name=f"GPT3-{size.upper()} (flash-attn)",
+        layers=layers,
+        hidden=d,
+        heads=heads,
+        ffn=4 * d,
+        vocab=FLASH_ATTN_GPT3_VOCAB,
+        mlp="gelu",
+        norm="layernorm",
+        attention_bias="all",
+        mlp_bias=True,
+        position="learned",
+        max_positions=2048,
+        tied_embeddings=True,
+        dropout=True,
+        source=f"Dao-AILab/flash-attention training/configs/experiment/pile/{cfg}.yaml @ 4a6eaa9f (n_embd {d}, "
+        f"n_layer {layers}, n_head {heads}; vocab 50257 padded to 50264) with flash_attn.models.gpt's GPT-2 blocks",
+    )
+
+
+def _flash_attn_gpt3() -> list[Run]:
+    """flash-attention's own GPT-3 training speed on 8 × A100 80GB (2022), every row."""
+    out = []
+    for size, cfg, _d, _l, _h, mb, batch, zero, tps in FLASH_ATTN_GPT3_ROWS:
+        key = size.replace(".", "p")
+        t, m = f"extra:runs.flash_attn_gpt3_{key}", f"extra:flash_attn_models.gpt3_{key}"
+        model = flash_attn_gpt3_model(size)
+        plan = Plan(
+            name=f"flash-attention GPT3-{size.upper()} on 8 A100 80GB",
+            model=model,
+            method=Method(kind="pretrain", tokens=THROUGHPUT_TOKENS, seq_len=2048, global_batch=batch),
+            precision=Precision(preset="bf16-mixed", grads="fp32"),
+            cluster=Cluster(gpu=catalog.gpu("a100-80gb-sxm"), gpus=8),
+            parallelism=Parallelism(zero=zero, micro_batch=mb, recompute="none", attention_kernel="flash1"),
+        )
+        out.append(
+            Run(
+                id=f"flash-attn-gpt3-{size}",
+                label=f"GPT3-{size.upper()} 2048 tok, mb {mb} (A100 80GB, flash-attention 2022)",
+                group="flash-attn-a100",
+                plan=plan,
+                refs=(
+                    Ref("gpus", 8, f"{t}.gpus"),
+                    Ref("seq_len", 2048, f"{t}.seq_len"),
+                    Ref("micro_batch", mb, f"{t}.micro_batch"),
+                    Ref("global_batch", batch, f"{t}.global_batch"),
+                    *_shape_refs(model, m),
+                    Ref("tokens_per_sec_per_gpu", tps, f"{t}.tokens_per_sec_per_gpu"),
+                ),
+                layout="published",
+                assumptions=(
+                    (f"published (the README and {cfg}.yaml at the same commit): one node of 8 A100 80GB SXM4 on "
+                     f"NVLink, sequence length 2048, per-GPU batch {mb} (the config's choice for an 80 GB GPU), global "
+                     f"batch {batch} sequences, bf16 autocast, "
+                     + ("plain DDP" if zero == 0 else "DDP with a ZeRO-1 sharded AdamW (DDPStrategyZero1)")
+                     + ", no activation checkpointing"),
+                    ("the model: flash_attn.models.gpt's GPT-2 blocks (biases, LayerNorm, GELU MLP 4·d), learned "
+                     "positions, tied head, dropout 0.1 (GPT2Config's default) with fused dropout + add + LayerNorm, "
+                     "fused dense + GELU and a fused cross-entropy: llmplan's Megatron activation and elementwise "
+                     "accounting (framework \"megatron\", fused kernels)"),
+                    ("the CUDA FlashAttention of November 2022 (version 1): attention_kernel = \"flash1\", the "
+                     "FlashAttention-2 paper's A100 benchmark of it (measured without dropout; this model's "
+                     "attention dropout runs inside the kernel)"),
+                    ("parameters and gradients in fp32 (Lightning's bf16 autocast keeps fp32 weights): "
+                     "bf16-mixed with fp32 gradients; tokens (300B) only set the run length"),
+                    "added after the fitted GEMM constant (0.74) was fixed: held-out evidence",
+                ),
+                source=f"{FLASH_ATTN_GPT3} (benchmarks/published_extra.toml)",
+            )
+        )
+    return out
+
+
 #: The runs of ``published.toml`` that are not in the table, each with why: what a time
 #: prediction needs (the hardware, and a time, GPU-hours or throughput to compare with) is
 #: not published there, or the hardware is one llmplan does not model. Every ``runs.*``
@@ -1812,7 +1909,7 @@ NOT_VALIDATED: dict[str, str] = {
 @lru_cache(maxsize=1)
 def _runs() -> tuple[Run, ...]:
     return tuple(_megatron_table1() + _megatron_table2() + _korthikanti() + _korthikanti_table5() + _production()
-                 + _llama3_405b() + _llm_foundry() + _olmo_core())
+                 + _llama3_405b() + _llm_foundry() + _olmo_core() + _flash_attn_gpt3())
 
 
 def runs(ids: Iterable[str] | None = None) -> list[Run]:
@@ -1904,7 +2001,7 @@ class Report:
     by_group: dict[str, Stats]
     #: primary comparisons by where the published number is kept: the project's
     #: ``shared/reference/published.toml`` (the runs the accuracy issue lists) or
-    #: ``benchmarks/published_extra.toml`` (Llama 3 Table 4, llm-foundry's MPT tables)
+    #: ``benchmarks/published_extra.toml`` (Llama 3 Table 4, llm-foundry's MPT tables, ...)
     by_source: dict[str, Stats] = field(default_factory=dict)
     #: primary comparisons of the runs not in :data:`CALIBRATION_GROUPS` (the targets' set)
     held_out: Stats | None = None
@@ -2326,7 +2423,8 @@ def markdown(report: Report) -> str:
         "Megatron Table 2) and is counted only in its metric's row and in 'every comparison'. The *source* rows "
         "split the primary comparisons by where the published number is kept: `published.toml` holds the runs the "
         "accuracy issue lists (Megatron-LM Tables 1–2, Llama, BLOOM, OPT, DeepSeek-V3), `published_extra.toml` the "
-        "evidence added since (Llama 3 405B Table 4, llm-foundry's MPT tables)."),
+        "evidence added since (Llama 3 405B Table 4, Korthikanti et al. 2022, llm-foundry's MPT tables, OLMo-core, "
+        "flash-attention's GPT-3 benchmark)."),
         "",
         "## Predicted vs published",
         "",

@@ -55,7 +55,8 @@ def _lookup(data: dict, dotted: str):
 def test_run_ids_are_unique_and_groups_known():
     assert len(IDS) == len(set(IDS))
     assert {r.group for r in RUNS} == {"megatron-table1", "megatron-table2", "production", "llama3-405b-table4",
-                                       "olmo-core-h100-bf16", "olmo-core-h100-fp8", "korthikanti-2022"} | set(LLM_FOUNDRY_ROWS)
+                                       "olmo-core-h100-bf16", "olmo-core-h100-fp8", "korthikanti-2022",
+                                       "flash-attn-a100"} | set(LLM_FOUNDRY_ROWS)
     assert len([r for r in RUNS if r.group == "megatron-table1"]) == 10
 
 
@@ -143,6 +144,35 @@ def test_olmo_core_every_row_is_a_run():
         fp8 = _extra()["runs"][r.id.replace("-", "_")]["precision"] == "BF16/FP8"
         assert r.plan.precision.dtype("compute") == ("fp8" if fp8 else "bf16")
         assert r.plan.precision.dtype("grads") == "fp32"
+
+
+FLASH_ATTN_RUNS = [r for r in RUNS if r.group == "flash-attn-a100"]
+
+
+def test_flash_attn_gpt3_every_row_is_a_run_with_its_settings():
+    rows = {k: v for k, v in _extra()["runs"].items() if k.startswith("flash_attn_gpt3_")}
+    assert sorted(r.id.replace("-", "_").replace(".", "p") for r in FLASH_ATTN_RUNS) == sorted(rows) and len(rows) == 5
+    for r in FLASH_ATTN_RUNS:
+        row = rows[r.id.replace("-", "_").replace(".", "p")]
+        # the README's throughput is the node's; the compared number is per GPU
+        assert row["tokens_per_sec_per_gpu"] * row["gpus"] == row["tokens_per_sec"]
+        assert r.plan.parallelism.zero == (0 if row["data_parallel"] == "ddp" else 1)
+        assert r.plan.parallelism.recompute == ("full" if row["activation_checkpointing"] else "none")
+        assert r.plan.parallelism.attention_kernel == "flash1"  # the CUDA kernel of November 2022
+        assert r.plan.cluster.gpu.id == "a100-80gb-sxm" and r.plan.precision.dtype("compute") == "bf16"
+
+
+@pytest.mark.parametrize("run", FLASH_ATTN_RUNS, ids=[r.id for r in FLASH_ATTN_RUNS])
+def test_flash_attn_gpt3_parameter_count_by_hand(run):
+    """GPT-2 blocks with a tied head: V·h + 2048·h (learned positions) + L·(12h² + 13h) + 2h
+    (per block: QKV 3h² + 3h, output h² + h, MLP 8h² + 5h, two LayerNorms 4h; the final LayerNorm)."""
+    m = _extra()["flash_attn_models"][run.id.replace("flash-attn-", "").replace("-", "_").replace(".", "p")]
+    v, h, layers = m["vocab_size"], m["d_model"], m["n_layers"]
+    assert v == 50264  # GPT-2's 50257 padded to a multiple of 8
+    expected = v * h + 2048 * h + layers * (12 * h * h + 13 * h) + 2 * h
+    from llmplan.estimate import param_counts
+
+    assert param_counts(run.plan.model).total == expected
 
 
 def _ensure_multiple_of(x: int, of: int) -> int:
