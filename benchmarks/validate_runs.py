@@ -83,6 +83,8 @@ def refresh_docs(report: validation.Report, path: Path = DOCS, cv: validation.Cr
                     "",
                     validation.md_table(validation.CV_HEADER, validation.cross_validation_rows(cv)),
                     "",
+                    validation.cross_validation_gpu_text(cv),
+                    "",
                 ]
             ),
             END,

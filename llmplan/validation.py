@@ -68,6 +68,7 @@ __all__ = [
     "cross_validate",
     "cross_validation_json",
     "cross_validation_markdown",
+    "cross_validation_gpu_text",
     "cross_validation_rows",
     "fit_gemm_fraction",
     "gemm_fraction",
@@ -2653,6 +2654,9 @@ class CrossValidation:
         comparisons: every primary comparison, each at its group's held-out fraction.
         overall: their summary.
         by_group: per group.
+        by_gpu: GPU family (``"A100"``, ``"H100/H800"``) → the fraction fitted to that
+            family's runs alone: how much of the GPUs' difference the MAMF normalisation
+            leaves.
     """
 
     grid: list[float]
@@ -2660,6 +2664,7 @@ class CrossValidation:
     comparisons: list[Comparison]
     overall: Stats
     by_group: dict[str, Stats]
+    by_gpu: dict[str, float] = field(default_factory=dict)
 
 
 def cross_validate(grid: Sequence[float] | None = None) -> CrossValidation:
@@ -2682,13 +2687,29 @@ def cross_validate(grid: Sequence[float] | None = None) -> CrossValidation:
         best = min(grid, key=loss)
         fractions[g] = best
         comps += [c for r in at[best] if r.run.group == g for c in r.comparisons if c.primary]
+    by_gpu = {}
+    for family in dict.fromkeys(gpu_family(r.plan.cluster.gpu.id) for r in all_runs):
+        def family_loss(f: float, family: str = family) -> float:
+            return statistics.fmean(
+                abs(e) for e in _log_errors(r for r in at[f] if gpu_family(r.run.plan.cluster.gpu.id) == family)
+            )
+
+        by_gpu[family] = min(grid, key=family_loss)
     return CrossValidation(
         grid=grid,
         fractions=fractions,
         comparisons=comps,
         overall=_stats(comps),
         by_group={g: _stats([c for c in comps if c.group == g]) for g in groups},
+        by_gpu=by_gpu,
     )
+
+
+def gpu_family(gpu_id: str) -> str:
+    """The GPU family of a catalog id for :attr:`CrossValidation.by_gpu` (``"a100-80gb-sxm"`` → ``"A100"``;
+    the H800 is an H100 with slower links: ``"H100/H800"``)."""
+    head = gpu_id.split("-")[0].upper()
+    return "H100/H800" if head in ("H100", "H800") else head
 
 
 CV_HEADER = ("left-out group", "n", "fraction fitted without it", "median abs error", "mean signed error", "worst abs error", "within 25 %")
@@ -2720,7 +2741,16 @@ def cross_validation_markdown(cv: CrossValidation) -> str:
         "",
         md_table(CV_HEADER, cross_validation_rows(cv)),
         "",
+        cross_validation_gpu_text(cv),
+        "",
     ])
+
+
+def cross_validation_gpu_text(cv: CrossValidation) -> str:
+    """One sentence: the fraction fitted to each GPU family's runs alone."""
+    parts = ", ".join(f"{family} {f:.2f}" for family, f in cv.by_gpu.items())
+    return (f"Fitted to each GPU family's runs alone (same loss and grid): {parts}. The MAMF normalisation "
+            "leaves this much of the GPUs' difference; the default is one fraction for every GPU.")
 
 
 def cross_validation_json(cv: CrossValidation) -> dict[str, Any]:
@@ -2735,6 +2765,7 @@ def cross_validation_json(cv: CrossValidation) -> dict[str, Any]:
         "calibration_groups": list(CALIBRATION_GROUPS),
         "grid": cv.grid,
         "fraction_without_group": cv.fractions,
+        "fraction_by_gpu_family": cv.by_gpu,
         "overall": stats(cv.overall),
         "by_group": {g: stats(s) for g, s in cv.by_group.items()},
         "comparisons": [

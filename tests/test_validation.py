@@ -486,6 +486,16 @@ def test_cross_validation_picks_each_group_s_fraction_from_the_others():
     assert len(rows) == len(groups) + 1
     data = validation.cross_validation_json(cv)
     assert data["fraction_without_group"] == cv.fractions and len(data["comparisons"]) == cv.overall.n
+    # per GPU family: the grid value best for that family's runs alone
+    assert set(cv.by_gpu) == {"A100", "H100/H800"} and set(cv.by_gpu.values()) <= set(grid)
+    a100 = [r for r in RUNS if r.plan.cluster.gpu.id.startswith("a100")]
+    assert cv.by_gpu["A100"] == min(grid, key=lambda f: validation.fraction_loss(f, a100))
+    assert "A100" in validation.cross_validation_gpu_text(cv)
+
+
+def test_gpu_family():
+    assert validation.gpu_family("a100-80gb-sxm") == validation.gpu_family("a100-40gb-sxm") == "A100"
+    assert validation.gpu_family("h100-sxm") == validation.gpu_family("h800-sxm") == "H100/H800"
 
 
 def test_cli_validate_runs_json(capsys):
