@@ -323,6 +323,10 @@ PARAM_SYMBOLS: dict[str, tuple[str, str, str]] = {
     "cols": ("N_g", "N", "output columns of a GEMM (features)"),
     "inner": ("K_g", "K", "reduction length of a GEMM"),
     "count": ("n_g", "n_g", "GEMMs of this shape launched together"),
+    "T_dp": ("T_dp", "T_{dp}", "data-parallel traffic per step, s"),
+    "T_cp": ("T_cp", "T_{cp}", "context-parallel traffic per step, s"),
+    "T_comp": ("T_comp", "T_{comp}", "compute time per step, s"),
+    "dp_window": ("w_dp", "w_{dp}", "share of the compute the data-parallel traffic can hide behind (⅔; ZeRO-3: 1)"),
 }
 
 #: Arguments that select a *case* (positional or keyword): the baseline value, and the

@@ -198,6 +198,19 @@ def ep_node_layout(plan, tp: Any = None, cp: Any = None, ep: Any = None) -> tupl
     return nodes, local
 
 
+#: NCCL's channel limit (MAXCHANNELS in NCCL's src/include/device.h)
+NCCL_MAX_CHANNELS = 32
+
+
+def nccl_sms(cl) -> int:
+    """SMs an NCCL collective occupies on each GPU of ``cl``: two CTAs per NVLink link, one SM
+    each, at most :data:`NCCL_MAX_CHANNELS` (A100 24, H100 32, H800 16); 0 when the GPU's
+    ``sms`` or ``nvlinks`` is unknown or its intra-node link is not NVLink."""
+    if not (cl.gpu.sms and cl.gpu.nvlinks) or cl.intra_link.kind != "nvlink":
+        return 0
+    return min(2 * cl.gpu.nvlinks, NCCL_MAX_CHANNELS, cl.gpu.sms - 1)
+
+
 def ep_intra_link(plan, tp: Any = None, cp: Any = None, ep: Any = None) -> tuple[Any, Any]:
     """Bandwidth and latency between an expert-parallel group's GPUs on one node (span ≤ a node)."""
     import numpy as np
@@ -389,6 +402,7 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
     vals[S.W_epl], vals[S.alpha_epl] = ep_intra_link(plan)
     # DualPipe: SMs running communication; no scaling when the GPU's SM count is unknown
     vals[S.n_csm] = par.communication_sms if cl.gpu.sms else 0
+    vals[S.n_ccl] = nccl_sms(cl)
     vals[S.W_nv] = cl.intra_link.bandwidth
     vals[S.W_net] = cl.inter_link.bandwidth * cl.nics / cl.per_node
     vals[S.alpha_nv] = cl.intra_link.latency

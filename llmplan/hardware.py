@@ -47,6 +47,10 @@ class GPU(_Checked):
         sms: streaming multiprocessors (AMD: compute units) — the parallel units a GEMM's
             output tiles are spread over; ``None`` turns off the wave-quantisation term
             of the GEMM-shape efficiency model.
+        nvlinks: NVLink links per GPU (A100 12, H100 18, H800 8). NCCL runs two CTAs per
+            link, each on an SM of its own, so it sets how many SMs a collective takes from
+            the compute it overlaps (``time.comm_contention_seconds``). Optional; ``None``
+            (or no ``sms``) leaves that term out.
         vendor, arch, status, source, notes: provenance.
     """
 
@@ -63,6 +67,7 @@ class GPU(_Checked):
     nics_per_node: int | None = None
     tdp: int | float = 0
     sms: int | None = None
+    nvlinks: int | None = None
     vendor: str = ""
     arch: str = ""
     status: str = ""
@@ -80,6 +85,10 @@ class GPU(_Checked):
         _pos_number(self, "tdp", p, allow_zero=True)
         if self.sms is not None and not (isinstance(self.sms, int) and not isinstance(self.sms, bool) and self.sms > 0):
             p.append(Problem("sms", f"{self.sms!r} is not a positive whole number of streaming multiprocessors"))
+        if self.nvlinks is not None and not (
+            isinstance(self.nvlinks, int) and not isinstance(self.nvlinks, bool) and self.nvlinks > 0
+        ):
+            p.append(Problem("nvlinks", f"{self.nvlinks!r} is not a positive whole number of NVLink links"))
         for key, value in self.peak.items():
             if key not in DTYPES_COMPUTE:
                 from .errors import did_you_mean

@@ -455,6 +455,7 @@ def define(q: Definitions) -> None:
             "communication not hidden behind compute",
             "overlap model in llmplan.formulas.comm",
         )
+        define_comm_contention(q, T_dp, T_cp, T_comp, 1 if plan.parallelism.zero == 3 else sympy.Rational(2, 3))
         P_state = q.ref("memory.params_on_gpu.trainable")
         zero = plan.parallelism.zero
         from ..symbols import n_sh
@@ -469,6 +470,8 @@ def define(q: Definitions) -> None:
             "memory-bandwidth roofline",
         )
     parts = q.ref("time.compute_seconds") + q.ref("time.bubble_seconds") + q.ref("communication.exposed_seconds_per_step") + q.ref("time.optimizer_seconds")
+    if not mfu_override:
+        parts += q.ref("time.comm_contention_seconds")
     adapter = plan.method.adapter
     if adapter is not None and plan.method.base_bits == 4 and not mfu_override:
         from ..symbols import W_hbm as _W, q_base
@@ -547,6 +550,46 @@ def define(q: Definitions) -> None:
 from . import formula as _formula
 
 DUALPIPE = "DeepSeek-V3 report (arXiv 2412.19437) §3.2.1 and Table 2; deepseek-ai/DualPipe"
+
+
+NCCL_SMS = (
+    "NCCL: one CTA per channel on an SM of its own, not shared with compute kernels (NVIDIA/nccl "
+    "issues #689, #1656); two CTAs per NVLink link to saturate it (NVIDIA/nccl#1703); at most "
+    "MAXCHANNELS = 32 channels (NCCL src/include/device.h)"
+)
+
+
+@_formula("comm_contention", NCCL_SMS)
+def comm_contention(T_dp, T_cp, T_comp, dp_window) -> sympy.Expr:
+    """Compute time lost to the SMs of hidden collectives: ``n_ccl/n_sm × (hidden DP + hidden CP)``.
+
+    Data- and context-parallel collectives hidden behind compute still take ``n_ccl`` of the
+    GPU's ``n_sm`` SMs while they run (NCCL's CTAs do not share an SM with compute
+    kernels), so the compute they overlap proceeds at ``(n_sm − n_ccl)/n_sm`` of its rate
+    and the step grows by ``n_ccl/n_sm`` of the hidden communication time. Hidden = the
+    traffic minus its exposed part: ``min(T_dp, window·T_comp)`` (window ⅔, ZeRO-3 1) and
+    ``min(T_cp, T_comp/3)``. ``n_ccl`` = 2 CTAs per NVLink link, at most 32 (A100 24,
+    H100 32, H800 16). Approximations: all of a collective's CTAs run for its whole
+    duration; the memory bandwidth it uses is not charged; TP, PP and EP traffic is exposed
+    (no overlap, no contention); under DualPipe the EP/PP kernels' SMs are
+    ``time.comm_sm_slowdown``'s.
+    """
+    from ..symbols import n_ccl, n_sm
+
+    hidden = (T_dp - sympy.Max(0, T_dp - dp_window * T_comp)) + (T_cp - sympy.Max(0, T_cp - sympy.Rational(1, 3) * T_comp))
+    return n_ccl / n_sm * hidden
+
+
+def define_comm_contention(q: Definitions, T_dp, T_cp, T_comp, dp_window) -> sympy.Symbol:
+    """``time.comm_contention_seconds`` (:func:`comm_contention`), part of the step time."""
+    return q.define(
+        "time.comm_contention_seconds",
+        "T_ccl",
+        comm_contention(T_dp, T_cp, T_comp, dp_window),
+        "s",
+        "compute lost to the SMs that hidden data- and context-parallel collectives occupy",
+        NCCL_SMS,
+    )
 
 
 def define_comm_sm_slowdown(q: Definitions) -> sympy.Symbol:

@@ -1,0 +1,126 @@
+"""Hidden collectives take SMs from compute: ``time.comm_contention_seconds``.
+
+Expected values are derived here by hand from NCCL's published behaviour — one CTA per
+channel on an SM of its own (NVIDIA/nccl#689, #1656), two channels per NVLink link
+(NVIDIA/nccl#1703), at most 32 channels (MAXCHANNELS in src/include/device.h) — and the
+GPUs' NVLink link counts and SM counts from their datasheets (A100: 12 links, 108 SMs;
+H100 SXM: 18 links, 132 SMs; H800: 8 links, 132 SMs).
+"""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import llmplan
+from llmplan import catalog
+from llmplan import symbols as S
+from llmplan.errors import LlmplanError
+from llmplan.model import Dense
+from llmplan.plan import Cluster, Efficiency, Method, Parallelism, Plan, Precision
+
+MODEL = Dense(layers=32, hidden=4096, heads=32, ffn=11008, vocab=32000)
+
+
+def _plan(gpu="h100-sxm", *, zero=3, gpus=16, micro_batch=1, accum=1, intra=None, cp=1, seq_len=4096) -> Plan:
+    dp = gpus // cp
+    return Plan(
+        model=MODEL,
+        method=Method(tokens=10**11, seq_len=seq_len, global_batch=dp * micro_batch * accum),
+        precision=Precision(preset="bf16-mixed"),
+        cluster=Cluster(gpu=catalog.gpu(gpu), gpus=gpus, intra_node=None if intra is None else catalog.link(intra)),
+        parallelism=Parallelism(zero=zero, micro_batch=micro_batch, cp=cp),
+    )
+
+
+def _parts(est):
+    return {k: float(est.value(k)) for k in (
+        "time.compute_seconds", "communication.dp_seconds", "communication.cp_seconds",
+        "communication.exposed_seconds_per_step", "time.bubble_seconds", "time.optimizer_seconds",
+        "time.comm_contention_seconds", "time.step_seconds")}
+
+
+@pytest.mark.parametrize(
+    ("gpu", "sms_taken", "sms"),
+    [
+        ("h100-sxm", 32, 132),  # 2 × 18 links = 36, capped at NCCL's 32 channels
+        ("a100-80gb-sxm", 24, 108),  # 2 × 12 links
+        ("h800-sxm", 16, 132),  # 2 × 8 links (NVLink cut to 400 GB/s)
+    ],
+)
+def test_hidden_zero3_traffic_costs_its_sms_share(gpu, sms_taken, sms):
+    est = llmplan.estimate(_plan(gpu))
+    v = _parts(est)
+    assert est.values[S.n_ccl] == sms_taken
+    # 16 GPUs, one micro-batch: the ZeRO-3 traffic hides behind the whole compute
+    assert 0 < v["communication.dp_seconds"] < v["time.compute_seconds"]
+    assert v["communication.exposed_seconds_per_step"] == pytest.approx(0, abs=1e-12)
+    assert v["time.comm_contention_seconds"] == pytest.approx(sms_taken / sms * v["communication.dp_seconds"], rel=1e-12)
+    # and the step is the sum of its parts, the new one included
+    total = (v["time.compute_seconds"] + v["time.bubble_seconds"] + v["communication.exposed_seconds_per_step"]
+             + v["time.optimizer_seconds"] + v["time.comm_contention_seconds"])
+    assert v["time.step_seconds"] == pytest.approx(total, rel=1e-12)
+
+
+def test_only_the_hidden_part_is_charged():
+    # 32 GPUs over four nodes on a slow network: ZeRO-3's traffic outlasts the compute; the
+    # exposed rest is on the critical path already, the hidden part (= the compute time) is charged
+    slow = attrs.evolve(catalog.link("ib-ndr"), bandwidth=2e9)
+    plan = attrs.evolve(_plan(gpus=32), cluster=Cluster(gpu=catalog.gpu("h100-sxm"), gpus=32, inter_node=slow))
+    v = _parts(llmplan.estimate(plan))
+    assert v["communication.dp_seconds"] > v["time.compute_seconds"]
+    assert v["communication.exposed_seconds_per_step"] == pytest.approx(
+        v["communication.dp_seconds"] - v["time.compute_seconds"], rel=1e-9)
+    assert v["time.comm_contention_seconds"] == pytest.approx(32 / 132 * v["time.compute_seconds"], rel=1e-12)
+
+
+def test_gradient_all_reduce_hides_behind_the_backward_pass_only():
+    # ZeRO-1 on 64 GPUs: the window is the backward pass, ⅔ of the compute
+    est = llmplan.estimate(_plan(zero=1, gpus=64, micro_batch=1))
+    v = _parts(est)
+    hidden = min(v["communication.dp_seconds"], 2 / 3 * v["time.compute_seconds"])
+    assert v["time.comm_contention_seconds"] == pytest.approx(32 / 132 * hidden, rel=1e-12)
+
+
+def test_context_parallel_traffic_counts_too():
+    est = llmplan.estimate(_plan(zero=1, gpus=16, cp=2, seq_len=32768))
+    v = _parts(est)
+    assert v["communication.cp_seconds"] > 0
+    hidden = (min(v["communication.dp_seconds"], 2 / 3 * v["time.compute_seconds"])
+              + min(v["communication.cp_seconds"], 1 / 3 * v["time.compute_seconds"]))
+    assert v["time.comm_contention_seconds"] == pytest.approx(32 / 132 * hidden, rel=1e-12)
+
+
+def test_no_charge_without_nvlink_or_a_link_count():
+    # an H100 node wired over PCIe: NCCL's NVLink channels are not there
+    assert llmplan.estimate(_plan(intra="pcie5")).values[S.n_ccl] == 0
+    # a GPU whose catalog entry has no nvlinks (L40S: PCIe only)
+    est = llmplan.estimate(_plan("l40s", gpus=8))
+    assert est.values[S.n_ccl] == 0 and float(est.value("time.comm_contention_seconds")) == 0
+    # [efficiency] mfu bypasses the step model: no term at all
+    mfu = llmplan.estimate(attrs.evolve(_plan(), efficiency=Efficiency(mfu=0.4)))
+    assert "time.comm_contention_seconds" not in mfu.definitions.items
+
+
+def test_gpu_nvlinks_is_checked():
+    with pytest.raises(LlmplanError) as err:
+        attrs.evolve(catalog.gpu("h100-sxm"), nvlinks=0)
+    assert "nvlinks" in str(err.value) and "0" in str(err.value)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    zero=st.sampled_from([0, 1, 2, 3]),
+    gpus=st.sampled_from([8, 16, 64]),
+    micro_batch=st.sampled_from([1, 2]),
+    accum=st.sampled_from([1, 4]),
+    gpu=st.sampled_from(["h100-sxm", "a100-80gb-sxm"]),
+)
+def test_contention_is_bounded_by_the_sms_share(zero, gpus, micro_batch, accum, gpu):
+    est = llmplan.estimate(_plan(gpu, zero=zero, gpus=gpus, micro_batch=micro_batch, accum=accum))
+    v = _parts(est)
+    share = est.values[S.n_ccl] / est.values[S.n_sm]
+    assert 0 <= v["time.comm_contention_seconds"] <= share * v["communication.dp_seconds"] + 1e-12
+    assert v["time.comm_contention_seconds"] <= share * v["time.compute_seconds"] + 1e-12
