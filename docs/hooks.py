@@ -325,6 +325,7 @@ PARAM_SYMBOLS: dict[str, tuple[str, str, str]] = {
     "count": ("n_g", "n_g", "GEMMs of this shape launched together"),
     "T_dp": ("T_dp", "T_{dp}", "data-parallel traffic per step, s"),
     "T_cp": ("T_cp", "T_{cp}", "context-parallel traffic per step, s"),
+    "T_rep": ("T_rep", "T_{rep}", "hybrid sharding's replica all-reduce, part of T_dp, s"),
     "T_comp": ("T_comp", "T_{comp}", "compute time per step, s"),
     "dp_window": ("w_dp", "w_{dp}", "share of the compute the data-parallel traffic can hide behind (⅔; ZeRO-3: 1)"),
 }

@@ -202,13 +202,34 @@ def ep_node_layout(plan, tp: Any = None, cp: Any = None, ep: Any = None) -> tupl
 NCCL_MAX_CHANNELS = 32
 
 
-def nccl_sms(cl) -> int:
-    """SMs an NCCL collective occupies on each GPU of ``cl``: two CTAs per NVLink link, one SM
-    each, at most :data:`NCCL_MAX_CHANNELS` (A100 24, H100 32, H800 16); 0 when the GPU's
-    ``sms`` or ``nvlinks`` is unknown or its intra-node link is not NVLink."""
-    if not (cl.gpu.sms and cl.gpu.nvlinks) or cl.intra_link.kind != "nvlink":
-        return 0
-    return min(2 * cl.gpu.nvlinks, NCCL_MAX_CHANNELS, cl.gpu.sms - 1)
+def ring_sms(plan, stride: Any, size: Any) -> Any:
+    """SMs an NCCL ring collective over ``size`` ranks ``stride`` apart occupies on each GPU
+    (numbers or numpy arrays, as :func:`ring_link`).
+
+    NCCL runs one CTA per channel, each on an SM no compute kernel shares (NVIDIA/nccl#689,
+    #1656). A ring with two or more members on a node crosses NVLink: two channels per link
+    (NVIDIA/nccl#1703), at most :data:`NCCL_MAX_CHANNELS` — A100 24, H100 32, H800 16 (0 when
+    the GPU's ``nvlinks`` is unknown or the node's link is not NVLink). A ring with one member
+    per node runs over the GPU's network share: two channels per NIC (NVIDIA/nccl#438). 0 for
+    a group of one, or when the GPU's ``sms`` is unknown.
+    """
+    import numpy as np
+
+    cl = plan.cluster
+    scalar = np.ndim(stride) == 0 and np.ndim(size) == 0
+    stride, size = np.asarray(stride), np.asarray(size)
+    per_node = cl.per_node
+    local = np.where(stride >= per_node, 1, np.minimum(size, per_node // np.maximum(stride, 1)))
+    nvlink = (
+        min(2 * cl.gpu.nvlinks, NCCL_MAX_CHANNELS, cl.gpu.sms - 1)
+        if cl.gpu.sms and cl.gpu.nvlinks and cl.intra_link.kind == "nvlink"
+        else 0
+    )
+    network = 2 * max(1, round(cl.nics / per_node))
+    out = np.where(size <= 1, 0, np.where(local > 1, nvlink, network))
+    if not cl.gpu.sms:
+        out = np.zeros_like(out)
+    return int(out) if scalar else out
 
 
 def ep_intra_link(plan, tp: Any = None, cp: Any = None, ep: Any = None) -> tuple[Any, Any]:
@@ -402,7 +423,10 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
     vals[S.W_epl], vals[S.alpha_epl] = ep_intra_link(plan)
     # DualPipe: SMs running communication; no scaling when the GPU's SM count is unknown
     vals[S.n_csm] = par.communication_sms if cl.gpu.sms else 0
-    vals[S.n_ccl] = nccl_sms(cl)
+    # SMs the hidden collectives occupy: the DP shard group, HSDP's replica group, the CP ring
+    vals[S.n_ccl] = ring_sms(plan, t * c, shard)
+    vals[S.n_ccr] = ring_sms(plan, t * c * shard, max(1, dp // shard)) if par.dp_shard is not None else 0
+    vals[S.n_ccp] = ring_sms(plan, t, c)
     vals[S.W_nv] = cl.intra_link.bandwidth
     vals[S.W_net] = cl.inter_link.bandwidth * cl.nics / cl.per_node
     vals[S.alpha_nv] = cl.intra_link.latency

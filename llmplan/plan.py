@@ -51,7 +51,7 @@ __all__ = [
 #: Table 1 (Narayanan et al. 2021: ten GPT shapes, 1.7B–1T, on 32–3,072 A100, every layout
 #: fact published) is 0.743 (:func:`llmplan.validation.fit_gemm_fraction`; rounded to two
 #: decimals; ``tests/test_validation.py`` refits it). Every other validation run is held
-#: out, and leave-one-group-out cross-validation refits 0.74–0.77 whichever group is left
+#: out, and leave-one-group-out cross-validation refits 0.75–0.78 whichever group is left
 #: out (``docs/validation.md``). What the GEMMs lose beyond MAMF (launch gaps, clocks under
 #: a whole step's load, shapes worse than the search's best) is in this number; what runs
 #: between them is priced separately (elementwise traffic, bubble, exposed communication,

@@ -274,6 +274,10 @@ def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict, keep: str = "all
 
     vals[S.W_tp], vals[S.alpha_tp] = ring_link(template, np.ones_like(tp), tp)
     vals[S.W_dp], vals[S.alpha_dp] = ring_link(template, tp * cp, dp)
+    from .bindings import ring_sms
+
+    vals[S.n_ccl], vals[S.n_ccp] = ring_sms(template, tp * cp, dp), ring_sms(template, tp, cp)
+    vals[S.n_ccr] = np.zeros_like(dp)  # the sweep has no hybrid sharding
     bw, alpha = _link_arrays(template, tp * cp * dp + 1)
     vals[S.W_pp], vals[S.alpha_pp] = bw, alpha
     from .bindings import ep_intra_link, ep_node_layout

@@ -184,8 +184,11 @@ R_req = _declare_nonnegative("R_req", "target load, requests per second (method.
 # (node-limited routing: a token's experts lie in at most topk_group of n_group groups).
 n_csm = _declare_nonnegative("n_csm", "SMs per GPU running communication kernels (DualPipe overlap; 0: none or SMs unknown)", "SMs", integer=True)
 # NCCL: one CTA per channel, each on an SM of its own (NVIDIA/nccl#689, #1656), two channels per
-# NVLink link to saturate it (NVIDIA/nccl#1703), at most MAXCHANNELS = 32 (src/include/device.h)
-n_ccl = _declare_nonnegative("n_ccl", "SMs an overlapped data-/context-parallel collective takes from compute (NCCL: 2 per NVLink link, at most 32; 0: unknown)", "SMs", integer=True)
+# NVLink link to saturate it (NVIDIA/nccl#1703), at most MAXCHANNELS = 32 (src/include/device.h);
+# a ring with one member per node runs over the network: two channels per NIC (NVIDIA/nccl#438)
+n_ccl = _declare_nonnegative("n_ccl", "SMs the data-parallel (shard-group) collectives take from the compute they overlap (NCCL channels; 0: unknown)", "SMs", integer=True)
+n_ccr = _declare_nonnegative("n_ccr", "SMs hybrid sharding's replica all-reduce takes from the compute it overlaps (NCCL channels; 0: none or unknown)", "SMs", integer=True)
+n_ccp = _declare_nonnegative("n_ccp", "SMs the context-parallel K/V exchange takes from the compute it overlaps (NCCL channels; 0: none or unknown)", "SMs", integer=True)
 G_r = declare("G_r", "expert routing groups per MoE layer (n_group; 1: no group limit)", "groups")
 k_G = declare("k_G", "routing groups a token's experts may come from (topk_group)", "groups")
 n_epn = declare("n_epn", "nodes the expert-parallel group spans", "nodes")

@@ -2,7 +2,8 @@
 
 Expected values are derived here by hand from NCCL's published behaviour — one CTA per
 channel on an SM of its own (NVIDIA/nccl#689, #1656), two channels per NVLink link
-(NVIDIA/nccl#1703), at most 32 channels (MAXCHANNELS in src/include/device.h) — and the
+(NVIDIA/nccl#1703), at most 32 channels (MAXCHANNELS in src/include/device.h), two
+channels per NIC for a ring with one member per node (NVIDIA/nccl#438) — and the
 GPUs' NVLink link counts and SM counts from their datasheets (A100: 12 links, 108 SMs;
 H100 SXM: 18 links, 132 SMs; H800: 8 links, 132 SMs).
 """
@@ -24,14 +25,16 @@ from llmplan.plan import Cluster, Efficiency, Method, Parallelism, Plan, Precisi
 MODEL = Dense(layers=32, hidden=4096, heads=32, ffn=11008, vocab=32000)
 
 
-def _plan(gpu="h100-sxm", *, zero=3, gpus=16, micro_batch=1, accum=1, intra=None, cp=1, seq_len=4096) -> Plan:
-    dp = gpus // cp
+def _plan(gpu="h100-sxm", *, zero=3, gpus=16, micro_batch=1, accum=1, intra=None, cp=1, tp=1, seq_len=4096,
+          dp_shard=None) -> Plan:
+    dp = gpus // (cp * tp)
     return Plan(
         model=MODEL,
         method=Method(tokens=10**11, seq_len=seq_len, global_batch=dp * micro_batch * accum),
         precision=Precision(preset="bf16-mixed"),
         cluster=Cluster(gpu=catalog.gpu(gpu), gpus=gpus, intra_node=None if intra is None else catalog.link(intra)),
-        parallelism=Parallelism(zero=zero, micro_batch=micro_batch, cp=cp),
+        parallelism=Parallelism(zero=zero, micro_batch=micro_batch, cp=cp, tp=tp, dp_shard=dp_shard,
+                                sharding="fsdp" if dp_shard else "zero"),
     )
 
 
@@ -91,6 +94,28 @@ def test_context_parallel_traffic_counts_too():
     hidden = (min(v["communication.dp_seconds"], 2 / 3 * v["time.compute_seconds"])
               + min(v["communication.cp_seconds"], 1 / 3 * v["time.compute_seconds"]))
     assert v["time.comm_contention_seconds"] == pytest.approx(32 / 132 * hidden, rel=1e-12)
+
+
+def test_a_ring_with_one_gpu_per_node_runs_over_its_nic():
+    # tensor parallelism fills each node: the data-parallel ring has one member per node and
+    # leaves through the GPU's own NIC — NCCL's two channels per NIC, not the NVLink channels
+    est = llmplan.estimate(_plan(zero=1, tp=8, gpus=64))
+    assert est.values[S.n_ccl] == 2
+    v = _parts(est)
+    hidden = min(v["communication.dp_seconds"], 2 / 3 * v["time.compute_seconds"])
+    assert v["time.comm_contention_seconds"] == pytest.approx(2 / 132 * hidden, rel=1e-12)
+
+
+def test_hybrid_sharding_charges_its_two_groups_apart():
+    # HSDP over 4 nodes: FULL_SHARD inside each node (NVLink, 32 SMs), the gradient shards
+    # all-reduced across the 4 nodes (one member per node: 2 SMs)
+    est = llmplan.estimate(_plan(zero=3, gpus=32, dp_shard=8, micro_batch=1, accum=2))
+    assert (est.values[S.n_ccl], est.values[S.n_ccr]) == (32, 2)
+    v = _parts(est)
+    rep = float(est.value("communication.dp_replica_seconds"))
+    assert 0 < rep < v["communication.dp_seconds"] < v["time.compute_seconds"]  # all of it hidden
+    expected = (32 * (v["communication.dp_seconds"] - rep) + 2 * rep) / 132
+    assert v["time.comm_contention_seconds"] == pytest.approx(expected, rel=1e-12)
 
 
 def test_no_charge_without_nvlink_or_a_link_count():

@@ -266,6 +266,11 @@ def define(q: Definitions) -> None:
         dp_time += times * pieces * ring_allreduce_seconds(n_rep, grad_buffer / (n_sh * pieces), alpha_rep, W_rep)
         dp_desc += "; hybrid sharding: gradient shards all-reduced across the replicas" + (
             " every micro-batch, layer by layer" if fsdp else " once per step")
+    rep_time = 0
+    if par.dp_shard is not None and par.zero >= 1:
+        rep_time = times * pieces * ring_allreduce_seconds(n_rep, grad_buffer / (n_sh * pieces), alpha_rep, W_rep)
+    q.define("communication.dp_replica_seconds", "T_rep", rep_time, "s",
+             "the part of the data-parallel time that is hybrid sharding's replica all-reduce (0 without it)", SRC)
     T_dp = q.define("communication.dp_seconds", "T_dp", dp_time, "s", dp_desc, SRC)
     q.define("communication.dp_bytes", "C_dp", dp_bytes, "B", "bytes a GPU sends for DP per step", SRC)
     # --- tensor parallel: per layer, per micro-batch -----------------------------------------

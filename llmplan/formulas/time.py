@@ -555,29 +555,37 @@ DUALPIPE = "DeepSeek-V3 report (arXiv 2412.19437) §3.2.1 and Table 2; deepseek-
 NCCL_SMS = (
     "NCCL: one CTA per channel on an SM of its own, not shared with compute kernels (NVIDIA/nccl "
     "issues #689, #1656); two CTAs per NVLink link to saturate it (NVIDIA/nccl#1703); at most "
-    "MAXCHANNELS = 32 channels (NCCL src/include/device.h)"
+    "MAXCHANNELS = 32 channels (NCCL src/include/device.h); two channels per NIC for network "
+    "rings (NVIDIA/nccl#438)"
 )
 
 
 @_formula("comm_contention", NCCL_SMS)
-def comm_contention(T_dp, T_cp, T_comp, dp_window) -> sympy.Expr:
-    """Compute time lost to the SMs of hidden collectives: ``n_ccl/n_sm × (hidden DP + hidden CP)``.
+def comm_contention(T_dp, T_rep, T_cp, T_comp, dp_window) -> sympy.Expr:
+    """Compute time lost to the SMs of hidden collectives: ``Σ n_x/n_sm × (hidden traffic of x)``.
 
-    Data- and context-parallel collectives hidden behind compute still take ``n_ccl`` of the
-    GPU's ``n_sm`` SMs while they run (NCCL's CTAs do not share an SM with compute
-    kernels), so the compute they overlap proceeds at ``(n_sm − n_ccl)/n_sm`` of its rate
-    and the step grows by ``n_ccl/n_sm`` of the hidden communication time. Hidden = the
-    traffic minus its exposed part: ``min(T_dp, window·T_comp)`` (window ⅔, ZeRO-3 1) and
-    ``min(T_cp, T_comp/3)``. ``n_ccl`` = 2 CTAs per NVLink link, at most 32 (A100 24,
-    H100 32, H800 16). Approximations: all of a collective's CTAs run for its whole
+    Data- and context-parallel collectives hidden behind compute still take SMs while they
+    run — NCCL's CTAs do not share an SM with compute kernels — so the compute they overlap
+    proceeds at ``(n_sm − n_x)/n_sm`` of its rate and the step grows by ``n_x/n_sm`` of the
+    hidden time. ``n_x`` is NCCL's channel count for the collective's group
+    (:func:`llmplan.bindings.ring_sms`): two per NVLink link up to 32 where the ring crosses
+    NVLink (A100 24, H100 32, H800 16), two per NIC where it has one member per node. The
+    data-parallel traffic hides in a window of ``dp_window·T_comp`` (⅔; ZeRO-3 1), its
+    shard-group part (``T_dp − T_rep``, ``n_ccl``) first, hybrid sharding's replica
+    all-reduce (``T_rep``, ``n_ccr``) in what is left; the context-parallel exchange in
+    ``T_comp/3`` (``n_ccp``). Approximations: all of a collective's CTAs run for its whole
     duration; the memory bandwidth it uses is not charged; TP, PP and EP traffic is exposed
     (no overlap, no contention); under DualPipe the EP/PP kernels' SMs are
     ``time.comm_sm_slowdown``'s.
     """
-    from ..symbols import n_ccl, n_sm
+    from ..symbols import n_ccl, n_ccp, n_ccr, n_sm
 
-    hidden = (T_dp - sympy.Max(0, T_dp - dp_window * T_comp)) + (T_cp - sympy.Max(0, T_cp - sympy.Rational(1, 3) * T_comp))
-    return n_ccl / n_sm * hidden
+    window = dp_window * T_comp
+    T_main = T_dp - T_rep
+    hidden_main = T_main - sympy.Max(0, T_main - window)
+    hidden_rep = T_rep - sympy.Max(0, T_rep - sympy.Max(0, window - T_main))
+    hidden_cp = T_cp - sympy.Max(0, T_cp - sympy.Rational(1, 3) * T_comp)
+    return (n_ccl * hidden_main + n_ccr * hidden_rep + n_ccp * hidden_cp) / n_sm
 
 
 def define_comm_contention(q: Definitions, T_dp, T_cp, T_comp, dp_window) -> sympy.Symbol:
@@ -585,7 +593,7 @@ def define_comm_contention(q: Definitions, T_dp, T_cp, T_comp, dp_window) -> sym
     return q.define(
         "time.comm_contention_seconds",
         "T_ccl",
-        comm_contention(T_dp, T_cp, T_comp, dp_window),
+        comm_contention(T_dp, q.ref("communication.dp_replica_seconds"), T_cp, T_comp, dp_window),
         "s",
         "compute lost to the SMs that hidden data- and context-parallel collectives occupy",
         NCCL_SMS,
