@@ -1279,6 +1279,28 @@ MPT_SHAPES: dict[str, tuple[int, int, int]] = {
 MPT_VOCAB = 50368
 
 
+def gpt2_style(name: str, d: int, heads: int, layers: int, vocab: int, positions: int, *, dropout: bool, source: str) -> Dense:
+    """A GPT-2-style decoder: biases on every Linear and LayerNorm, GELU MLP of 4·d, a learned
+    position table of ``positions``, the LM head tied to the token embedding."""
+    return Dense(
+        name=name,
+        layers=layers,
+        hidden=d,
+        heads=heads,
+        ffn=4 * d,
+        vocab=vocab,
+        mlp="gelu",
+        norm="layernorm",
+        attention_bias="all",
+        mlp_bias=True,
+        position="learned",
+        max_positions=positions,
+        tied_embeddings=True,
+        dropout=dropout,
+        source=source,
+    )
+
+
 def mpt_model(size: str, seq_len: int) -> Dense:
     """MPT as llm-foundry's throughput benchmarks built it: the yaml's shape with MPTConfig's
     defaults (``no_bias = False``: biases on every Linear and LayerNorm; ``learned_pos_emb = True``
@@ -1287,20 +1309,14 @@ def mpt_model(size: str, seq_len: int) -> Dense:
     README's NumParams for every row (``tests/test_validation.py``). Not Hugging Face's
     ``MptForCausalLM``, which has ALiBi and no biases."""
     d, heads, layers = MPT_SHAPES[size]
-    return Dense(
-        name=f"MPT-{size.upper()}",
-        layers=layers,
-        hidden=d,
-        heads=heads,
-        ffn=4 * d,
-        vocab=MPT_VOCAB,
-        mlp="gelu",
-        norm="layernorm",
-        attention_bias="all",
-        mlp_bias=True,
-        position="learned",
-        max_positions=seq_len,
-        tied_embeddings=True,
+    return gpt2_style(
+        f"MPT-{size.upper()}",
+        d,
+        heads,
+        layers,
+        MPT_VOCAB,
+        seq_len,
+        dropout=False,
         source=f"mosaicml/llm-foundry scripts/train/yamls/pretrain/mpt-{size}.yaml (d_model {d}, n_heads {heads}, "
         f"n_layers {layers}, expansion_ratio 4, vocab 50368) with MPTConfig's defaults (no_bias false, "
         "learned_pos_emb true, tied LM head)",
@@ -1807,20 +1823,13 @@ def flash_attn_gpt3_model(size: str) -> Dense:
     (biases on every Linear and LayerNorm, GELU MLP of 4·d_model), learned positions for 2,048
     tokens, the LM head tied to the token embedding, GPT2Config's dropout 0.1."""
     _, cfg, d, layers, heads, *_ = next(r for r in FLASH_ATTN_GPT3_ROWS if r[0] == size)
-    return Dense(
-        name=f"GPT3-{size.upper()} (flash-attn)",
-        layers=layers,
-        hidden=d,
-        heads=heads,
-        ffn=4 * d,
-        vocab=FLASH_ATTN_GPT3_VOCAB,
-        mlp="gelu",
-        norm="layernorm",
-        attention_bias="all",
-        mlp_bias=True,
-        position="learned",
-        max_positions=2048,
-        tied_embeddings=True,
+    return gpt2_style(
+        f"GPT3-{size.upper()} (flash-attn)",
+        d,
+        heads,
+        layers,
+        FLASH_ATTN_GPT3_VOCAB,
+        2048,
         dropout=True,
         source=f"Dao-AILab/flash-attention training/configs/experiment/pile/{cfg}.yaml @ 4a6eaa9f (n_embd {d}, "
         f"n_layer {layers}, n_head {heads}; vocab 50257 padded to 50264) with flash_attn.models.gpt's GPT-2 blocks",
