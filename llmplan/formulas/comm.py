@@ -253,6 +253,7 @@ def define(q: Definitions) -> None:
         dp_bytes = ring_allreduce_bytes(n_dp, grad_buffer)
         dp_time = ring_allreduce_seconds(n_dp, grad_buffer, alpha_dp, W_dp)
         dp_desc = "data-parallel gradient all-reduce, once per step"
+    rep_time = 0  # hybrid sharding's replica all-reduce, kept apart for time.comm_contention
     if par.dp_shard is not None and par.zero >= 1:
         # hybrid sharding: each shard group holds a full copy of the states, so the gradient
         # shards are all-reduced across the n_dp/n_sh replicas — every micro-batch under FSDP2
@@ -263,12 +264,10 @@ def define(q: Definitions) -> None:
         times, pieces = (m, L_max) if fsdp else (1, 1)
         n_rep = n_dp / n_sh
         dp_bytes += times * ring_allreduce_bytes(n_rep, grad_buffer / n_sh)
-        dp_time += times * pieces * ring_allreduce_seconds(n_rep, grad_buffer / (n_sh * pieces), alpha_rep, W_rep)
+        rep_time = times * pieces * ring_allreduce_seconds(n_rep, grad_buffer / (n_sh * pieces), alpha_rep, W_rep)
+        dp_time += rep_time
         dp_desc += "; hybrid sharding: gradient shards all-reduced across the replicas" + (
             " every micro-batch, layer by layer" if fsdp else " once per step")
-    rep_time = 0
-    if par.dp_shard is not None and par.zero >= 1:
-        rep_time = times * pieces * ring_allreduce_seconds(n_rep, grad_buffer / (n_sh * pieces), alpha_rep, W_rep)
     q.define("communication.dp_replica_seconds", "T_rep", rep_time, "s",
              "the part of the data-parallel time that is hybrid sharding's replica all-reduce (0 without it)", SRC)
     T_dp = q.define("communication.dp_seconds", "T_dp", dp_time, "s", dp_desc, SRC)
