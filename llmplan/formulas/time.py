@@ -583,8 +583,8 @@ def comm_contention(T_dp, T_rep, T_cp, T_comp, dp_window) -> sympy.Expr:
     window = dp_window * T_comp
     T_main = T_dp - T_rep
     hidden_main = T_main - sympy.Max(0, T_main - window)
-    hidden_rep = T_rep - sympy.Max(0, T_rep - sympy.Max(0, window - T_main))
-    hidden_cp = T_cp - sympy.Max(0, T_cp - sympy.Rational(1, 3) * T_comp)
+    hidden_rep = 0 if T_rep == 0 else T_rep - sympy.Max(0, T_rep - sympy.Max(0, window - T_main))
+    hidden_cp = 0 if T_cp == 0 else T_cp - sympy.Max(0, T_cp - sympy.Rational(1, 3) * T_comp)
     return (n_ccl * hidden_main + n_ccr * hidden_rep + n_ccp * hidden_cp) / n_sm
 
 
@@ -593,7 +593,9 @@ def define_comm_contention(q: Definitions, T_dp, T_cp, T_comp, dp_window) -> sym
     return q.define(
         "time.comm_contention_seconds",
         "T_ccl",
-        comm_contention(T_dp, q.ref("communication.dp_replica_seconds"), T_cp, T_comp, dp_window),
+        # without hybrid sharding the replica term is left out of the expression (faster to compile)
+        comm_contention(T_dp, q.ref("communication.dp_replica_seconds") if q.plan.parallelism.dp_shard is not None
+                        and q.plan.parallelism.zero >= 1 else 0, T_cp, T_comp, dp_window),
         "s",
         "compute lost to the SMs that hidden data- and context-parallel collectives occupy",
         NCCL_SMS,
