@@ -85,6 +85,10 @@ def refresh_docs(report: validation.Report, path: Path = DOCS, cv: validation.Cr
                     "",
                     validation.cross_validation_gpu_text(cv),
                     "",
+                    "Held-out statistics had the constant been another value:",
+                    "",
+                    validation.md_table(validation.SENSITIVITY_HEADER, validation.sensitivity_rows(cv)),
+                    "",
                 ]
             ),
             END,

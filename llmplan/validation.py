@@ -70,6 +70,7 @@ __all__ = [
     "cross_validation_markdown",
     "cross_validation_gpu_text",
     "cross_validation_rows",
+    "sensitivity_rows",
     "fit_gemm_fraction",
     "gemm_fraction",
     "markdown",
@@ -2666,6 +2667,9 @@ class CrossValidation:
         by_gpu: GPU family (``"A100"``, ``"H100/H800"``) → the fraction fitted to that
             family's runs alone: how much of the GPUs' difference the MAMF normalisation
             leaves.
+        held_out_by_fraction: grid fraction → the held-out statistics (every run outside
+            :data:`CALIBRATION_GROUPS`) had the constant been that value: how much the
+            targets depend on its exact value.
     """
 
     grid: list[float]
@@ -2674,6 +2678,7 @@ class CrossValidation:
     overall: Stats
     by_group: dict[str, Stats]
     by_gpu: dict[str, float] = field(default_factory=dict)
+    held_out_by_fraction: dict[float, Stats] = field(default_factory=dict)
 
 
 def cross_validate(grid: Sequence[float] | None = None) -> CrossValidation:
@@ -2711,6 +2716,10 @@ def cross_validate(grid: Sequence[float] | None = None) -> CrossValidation:
         overall=_stats(comps),
         by_group={g: _stats([c for c in comps if c.group == g]) for g in groups},
         by_gpu=by_gpu,
+        held_out_by_fraction={
+            f: _stats([c for r in at[f] if r.run.group not in CALIBRATION_GROUPS for c in r.comparisons if c.primary])
+            for f in grid
+        },
     )
 
 
@@ -2752,7 +2761,25 @@ def cross_validation_markdown(cv: CrossValidation) -> str:
         "",
         cross_validation_gpu_text(cv),
         "",
+        "Held-out statistics had the constant been another value (every run outside the calibration set):",
+        "",
+        md_table(SENSITIVITY_HEADER, sensitivity_rows(cv)),
+        "",
     ])
+
+
+SENSITIVITY_HEADER = ("GEMM_FRACTION_OF_MAMF", "n", "median abs error", "mean signed error", "within 25 %")
+
+
+def sensitivity_rows(cv: CrossValidation, span: float = 0.04) -> list[list[str]]:
+    """Held-out statistics at the grid fractions within ``span`` of the default."""
+    rows = []
+    for f, st in cv.held_out_by_fraction.items():
+        if abs(f - GEMM_FRACTION_OF_MAMF) <= span + 1e-9:
+            mark = " (default)" if abs(f - GEMM_FRACTION_OF_MAMF) < 1e-9 else ""
+            rows.append([f"{f:.2f}{mark}", str(st.n), _pct(st.median_abs, signed=False), _pct(st.mean_signed),
+                         f"{st.within_25}/{st.n}"])
+    return rows
 
 
 def cross_validation_gpu_text(cv: CrossValidation) -> str:
@@ -2775,6 +2802,7 @@ def cross_validation_json(cv: CrossValidation) -> dict[str, Any]:
         "grid": cv.grid,
         "fraction_without_group": cv.fractions,
         "fraction_by_gpu_family": cv.by_gpu,
+        "held_out_by_fraction": {f"{f:.2f}": stats(st) for f, st in cv.held_out_by_fraction.items()},
         "overall": stats(cv.overall),
         "by_group": {g: stats(s) for g, s in cv.by_group.items()},
         "comparisons": [

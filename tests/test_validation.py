@@ -491,6 +491,12 @@ def test_cross_validation_picks_each_group_s_fraction_from_the_others():
     a100 = [r for r in RUNS if r.plan.cluster.gpu.id.startswith("a100")]
     assert cv.by_gpu["A100"] == min(grid, key=lambda f: validation.fraction_loss(f, a100))
     assert "A100" in validation.cross_validation_gpu_text(cv)
+    # the held-out statistics at each grid fraction are validate()'s held-out row at that value
+    with validation.gemm_fraction(0.70):
+        direct = validation.validate(spread=False).held_out
+    assert cv.held_out_by_fraction[0.70] == direct
+    rows = validation.sensitivity_rows(cv)
+    assert [r[0] for r in rows] == ["0.70", "0.74 (default)", "0.78"]
 
 
 def test_gpu_family():
