@@ -327,7 +327,7 @@ PARAM_SYMBOLS: dict[str, tuple[str, str, str]] = {
     "T_cp": ("T_cp", "T_{cp}", "context-parallel traffic per step, s"),
     "T_rep": ("T_rep", "T_{rep}", "hybrid sharding's replica all-reduce, part of T_dp, s"),
     "T_comp": ("T_comp", "T_{comp}", "compute time per step, s"),
-    "dp_window": ("w_dp", "w_{dp}", "share of the compute the data-parallel traffic can hide behind (⅔; ZeRO-3: 1)"),
+    "T_dpx": ("T_dpx", "T_{dpx}", "exposed data-parallel traffic per step, s"),
 }
 
 #: Arguments that select a *case* (positional or keyword): the baseline value, and the

@@ -149,3 +149,40 @@ def test_contention_is_bounded_by_the_sms_share(zero, gpus, micro_batch, accum, 
     share = est.values[S.n_ccl] / est.values[S.n_sm]
     assert 0 <= v["time.comm_contention_seconds"] <= share * v["communication.dp_seconds"] + 1e-12
     assert v["time.comm_contention_seconds"] <= share * v["time.compute_seconds"] + 1e-12
+
+
+def _zero3_slow(bandwidth: float):
+    slow = attrs.evolve(catalog.link("ib-ndr"), bandwidth=bandwidth)
+    plan = Plan(
+        model=MODEL,
+        method=Method(tokens=10**11, seq_len=4096, global_batch=32),
+        precision=Precision(preset="bf16-mixed", grads="fp32"),
+        cluster=Cluster(gpu=catalog.gpu("h100-sxm"), gpus=32, inter_node=slow),
+        parallelism=Parallelism(zero=3, micro_batch=1, tp=8),  # tp fills the node: DP crosses the network
+    )
+    return llmplan.estimate(plan)
+
+
+def test_zero3_traffic_hides_behind_its_own_pass():
+    # bf16 parameters gathered twice (forward, backward) and fp32 gradients reduce-scattered:
+    # 2 + 2 + 4 bytes per parameter, so the forward pass carries 2/8 of the bytes and the
+    # backward 6/8 — more than the backward's ~2/3 share of the compute
+    base = _zero3_slow(50e9)
+    t_dp, t_comp = float(base.value("communication.dp_seconds")), float(base.value("time.compute_seconds"))
+    assert float(base.value("communication.dp_forward_seconds")) / t_dp == pytest.approx(2 / 8, rel=0.02)
+    # a network that makes the whole traffic 95 % of the compute: it would all hide behind the
+    # step, but not the backward's part behind the backward pass
+    est = _zero3_slow(50e9 * t_dp / (0.95 * t_comp))
+    t_dp, t_comp = float(est.value("communication.dp_seconds")), float(est.value("time.compute_seconds"))
+    t_fwd = float(est.value("communication.dp_forward_seconds"))
+    assert t_dp < t_comp
+    # the forward pass's share of the compute: its FLOPs over the step's (recomputation in the backward)
+    f = float(est.value("flops.forward_per_token")) / (
+        float(est.value("flops.per_token")) + float(est.value("flops.recompute_per_token")))
+    assert f == pytest.approx(1 / 3, rel=0.05)
+    exposed = max(0.0, t_fwd - f * t_comp) + max(0.0, (t_dp - t_fwd) - (1 - f) * t_comp)
+    assert exposed > 0
+    assert float(est.value("communication.dp_exposed_seconds")) == pytest.approx(exposed, rel=1e-9)
+    # and the contention is charged on the rest only (one member per node: 2 SMs of 132)
+    assert est.values[S.n_ccl] == 2
+    assert float(est.value("time.comm_contention_seconds")) == pytest.approx(2 / 132 * (t_dp - exposed), rel=1e-9)

@@ -226,6 +226,9 @@ def define(q: Definitions) -> None:
         per_micro = 2 * ring(gather_buffer) + ring(grad_buffer)
         dp_bytes = m * per_micro
         dp_time = m * (per_micro / W_dp + 3 * L_max * (n_sh - 1) * alpha_dp)
+        # the forward pass's share: one all-gather per layer per micro-batch (the rest — the
+        # backward's all-gathers and reduce-scatters — runs in the backward pass)
+        dp_forward = m * (ring(gather_buffer) / W_dp + L_max * (n_sh - 1) * alpha_dp)
         dp_desc = "ZeRO-3 parameter all-gathers (forward and backward) and gradient reduce-scatters, every micro-batch"
     elif par.zero == 2 and par.sharding == "fsdp":
         # FSDP SHARD_GRAD_OP keeps the parameters sharded between steps: it all-gathers them
@@ -253,6 +256,8 @@ def define(q: Definitions) -> None:
         dp_bytes = ring_allreduce_bytes(n_dp, grad_buffer)
         dp_time = ring_allreduce_seconds(n_dp, grad_buffer, alpha_dp, W_dp)
         dp_desc = "data-parallel gradient all-reduce, once per step"
+    if par.zero != 3:
+        dp_forward = 0  # gradient traffic only: all of it in (or after) the backward pass
     rep_time = 0  # hybrid sharding's replica all-reduce, kept apart for time.comm_contention
     if par.dp_shard is not None and par.zero >= 1:
         # hybrid sharding: each shard group holds a full copy of the states, so the gradient
@@ -270,6 +275,8 @@ def define(q: Definitions) -> None:
             " every micro-batch, layer by layer" if fsdp else " once per step")
     q.define("communication.dp_replica_seconds", "T_rep", rep_time, "s",
              "the part of the data-parallel time that is hybrid sharding's replica all-reduce (0 without it)", SRC)
+    q.define("communication.dp_forward_seconds", "T_dpf", dp_forward, "s",
+             "the part of the data-parallel time that runs in the forward pass (ZeRO-3's forward all-gathers; 0 otherwise)", SRC)
     T_dp = q.define("communication.dp_seconds", "T_dp", dp_time, "s", dp_desc, SRC)
     q.define("communication.dp_bytes", "C_dp", dp_bytes, "B", "bytes a GPU sends for DP per step", SRC)
     # --- tensor parallel: per layer, per micro-batch -----------------------------------------

@@ -439,12 +439,25 @@ def define(q: Definitions) -> None:
         )
         T_dp = q.ref("communication.dp_seconds")
         T_cp = q.ref("communication.cp_seconds")
+        if plan.parallelism.zero == 3:
+            # ZeRO-3 / FSDP prefetch each layer's gathers behind the compute of the same pass:
+            # the forward all-gathers behind the forward pass, the backward's all-gathers and
+            # reduce-scatters (and hybrid sharding's replica all-reduce) behind the backward
+            T_dpf = q.ref("communication.dp_forward_seconds")
+            fwd_flops, bwd_flops, _ = dualpipe_chunk_flops(q)
+            f_fwd = fwd_flops / (fwd_flops + bwd_flops)
+            dp_exposed = sympy.Max(0, T_dpf - f_fwd * T_comp) + sympy.Max(0, (T_dp - T_dpf) - (1 - f_fwd) * T_comp)
+            dp_src = "overlap model in llmplan.formulas.time: each pass's traffic behind that pass's compute (FLOP share)"
+        else:
+            # gradient reduction hides behind the backward pass (⅔ of the compute)
+            dp_exposed = sympy.Max(0, T_dp - sympy.Rational(2, 3) * T_comp)
+            dp_src = "overlap model in llmplan.formulas.time: gradient reduction behind the backward pass"
+        T_dpx = q.define("communication.dp_exposed_seconds", "T_dpx", dp_exposed, "s",
+                         "data-parallel traffic not hidden behind compute", dp_src)
         exposed = (
             q.ref("communication.tp_seconds")
             + overlapped
-            # gradient reduction hides behind the backward pass (⅔ of the compute); ZeRO-3's
-            # forward all-gathers are prefetched behind the forward pass as well
-            + sympy.Max(0, T_dp - (1 if plan.parallelism.zero == 3 else sympy.Rational(2, 3)) * T_comp)
+            + T_dpx
             + sympy.Max(0, T_cp - sympy.Rational(1, 3) * T_comp)
         )
         q.define(
@@ -455,7 +468,7 @@ def define(q: Definitions) -> None:
             "communication not hidden behind compute",
             "overlap model in llmplan.formulas.comm",
         )
-        define_comm_contention(q, T_dp, T_cp, T_comp, 1 if plan.parallelism.zero == 3 else sympy.Rational(2, 3))
+        define_comm_contention(q, T_dp, T_dpx, T_cp, T_comp)
         P_state = q.ref("memory.params_on_gpu.trainable")
         zero = plan.parallelism.zero
         from ..symbols import n_sh
@@ -561,7 +574,7 @@ NCCL_SMS = (
 
 
 @_formula("comm_contention", NCCL_SMS)
-def comm_contention(T_dp, T_rep, T_cp, T_comp, dp_window) -> sympy.Expr:
+def comm_contention(T_dp, T_rep, T_dpx, T_cp, T_comp) -> sympy.Expr:
     """Compute time lost to the SMs of hidden collectives: ``Σ n_x/n_sm × (hidden traffic of x)``.
 
     Data- and context-parallel collectives hidden behind compute still take SMs while they
@@ -570,9 +583,9 @@ def comm_contention(T_dp, T_rep, T_cp, T_comp, dp_window) -> sympy.Expr:
     hidden time. ``n_x`` is NCCL's channel count for the collective's group
     (:func:`llmplan.bindings.ring_sms`): two per NVLink link up to 32 where the ring crosses
     NVLink (A100 24, H100 32, H800 16), two per NIC where it has one member per node. The
-    data-parallel traffic hides in a window of ``dp_window·T_comp`` (⅔; ZeRO-3 1), its
-    shard-group part (``T_dp − T_rep``, ``n_ccl``) first, hybrid sharding's replica
-    all-reduce (``T_rep``, ``n_ccr``) in what is left; the context-parallel exchange in
+    hidden data-parallel time is ``T_dp − T_dpx`` (``communication.dp_exposed_seconds``), its
+    shard-group part (``n_ccl``) counted first, hybrid sharding's replica all-reduce
+    (``T_rep``, ``n_ccr``) in what is left; the context-parallel exchange hides in
     ``T_comp/3`` (``n_ccp``). Approximations: all of a collective's CTAs run for its whole
     duration; the memory bandwidth it uses is not charged; TP, PP and EP traffic is exposed
     (no overlap, no contention); under DualPipe the EP/PP kernels' SMs are
@@ -580,22 +593,23 @@ def comm_contention(T_dp, T_rep, T_cp, T_comp, dp_window) -> sympy.Expr:
     """
     from ..symbols import n_ccl, n_ccp, n_ccr, n_sm
 
-    window = dp_window * T_comp
+    hidden = T_dp - T_dpx
     T_main = T_dp - T_rep
-    hidden_main = T_main - sympy.Max(0, T_main - window)
-    hidden_rep = 0 if T_rep == 0 else T_rep - sympy.Max(0, T_rep - sympy.Max(0, window - T_main))
-    hidden_cp = 0 if T_cp == 0 else T_cp - sympy.Max(0, T_cp - sympy.Rational(1, 3) * T_comp)
+    hidden_main = T_main - sympy.Max(0, T_main - hidden)
+    hidden_rep = 0 if T_rep == 0 else hidden - hidden_main
+    hidden_cp = T_cp - sympy.Max(0, T_cp - sympy.Rational(1, 3) * T_comp)
     return (n_ccl * hidden_main + n_ccr * hidden_rep + n_ccp * hidden_cp) / n_sm
 
 
-def define_comm_contention(q: Definitions, T_dp, T_cp, T_comp, dp_window) -> sympy.Symbol:
+def define_comm_contention(q: Definitions, T_dp, T_dpx, T_cp, T_comp) -> sympy.Symbol:
     """``time.comm_contention_seconds`` (:func:`comm_contention`), part of the step time."""
+    par = q.plan.parallelism
+    # without hybrid sharding the replica term is left out of the expression (faster to compile)
+    T_rep = q.ref("communication.dp_replica_seconds") if par.dp_shard is not None and par.zero >= 1 else 0
     return q.define(
         "time.comm_contention_seconds",
         "T_ccl",
-        # without hybrid sharding the replica term is left out of the expression (faster to compile)
-        comm_contention(T_dp, q.ref("communication.dp_replica_seconds") if q.plan.parallelism.dp_shard is not None
-                        and q.plan.parallelism.zero >= 1 else 0, T_cp, T_comp, dp_window),
+        comm_contention(T_dp, T_rep, T_dpx, T_cp, T_comp),
         "s",
         "compute lost to the SMs that hidden data- and context-parallel collectives occupy",
         NCCL_SMS,
