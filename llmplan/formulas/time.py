@@ -1,6 +1,6 @@
 """Time: step time from compute, pipeline bubble, exposed communication and the optimizer step.
 
-``T_step = T_comp + T_bubble + T_exposed + T_opt`` where
+``T_step = T_comp + T_bubble + T_exposed + T_opt + T_ccl`` where
 
 * ``T_comp = ι·(F_gemm / (N · F_peak · η_shape) + F_core / (N · F_peak · η_gemm)) + T_elem (+ T_cast)`` —
   the step's matrix multiplies at the efficiency their shapes allow (``η_shape``: a large
@@ -17,9 +17,12 @@
   :func:`define_dualpipe_bubble`), which also overlaps EP and PP traffic with compute
   (:func:`dualpipe_exposed`) and gives ``comm_sms`` SMs to communication;
 * ``T_exposed`` — TP, PP and EP traffic in full, DP traffic beyond the backward pass
-  it overlaps (2/3 of ``T_comp``), CP traffic beyond the attention compute;
+  it overlaps (2/3 of ``T_comp``; ZeRO-3: each pass's traffic beyond that pass's FLOP
+  share), CP traffic beyond the attention compute;
 * ``T_opt`` — the optimizer reads and writes every state byte it owns once
-  (memory-bandwidth bound).
+  (memory-bandwidth bound);
+* ``T_ccl`` — the SMs hidden DP/CP collectives take from the compute they overlap
+  (:func:`comm_contention`).
 
 With ``[efficiency] mfu = x`` the whole step is instead
 ``F_model_step / (N · F_peak · x)``, as the contract defines.
