@@ -328,6 +328,9 @@ PARAM_SYMBOLS: dict[str, tuple[str, str, str]] = {
     "T_rep": ("T_rep", "T_{rep}", "hybrid sharding's replica all-reduce, part of T_dp, s"),
     "T_comp": ("T_comp", "T_{comp}", "compute time per step, s"),
     "T_dpx": ("T_dpx", "T_{dpx}", "exposed data-parallel traffic per step, s"),
+    "T_cpx": ("T_cpx", "T_{cpx}", "exposed context-parallel traffic per step, s"),
+    "T_dpf": ("T_dpf", "T_{dpf}", "data-parallel traffic of the forward pass per step, s"),
+    "f_fwd": ("f_fwd", "f_{fwd}", "the forward pass's share of the step's FLOPs"),
 }
 
 #: Arguments that select a *case* (positional or keyword): the baseline value, and the

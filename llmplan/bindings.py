@@ -142,6 +142,13 @@ def _link_for_span(plan, span: int) -> tuple[float, float]:
     return per_gpu * net.efficiency, net.latency
 
 
+def ring_members_per_node(per_node: int, stride: Any, size: Any) -> Any:
+    """Members a group of ``size`` ranks ``stride`` apart has on each node (numpy arrays allowed)."""
+    import numpy as np
+
+    return np.where(stride >= per_node, 1, np.minimum(size, per_node // np.maximum(stride, 1)))
+
+
 def ring_link(plan, stride: Any, size: Any) -> tuple[Any, Any]:
     """(bandwidth B/s × efficiency, latency s) of a ring collective — all-reduce, reduce-scatter,
     all-gather — over ``size`` ranks ``stride`` apart (tp: stride 1; dp: stride tp·cp);
@@ -171,7 +178,7 @@ def ring_link(plan, stride: Any, size: Any) -> tuple[Any, Any]:
 
         link = lambda span: _link_arrays(plan, np.broadcast_to(span, np.broadcast(stride, size).shape))  # noqa: E731
     bw, alpha = link(stride * size)
-    local = np.where(stride >= per_node, 1, np.minimum(size, per_node // np.maximum(stride, 1)))
+    local = ring_members_per_node(per_node, stride, size)
     intra, _ = link(stride * local)
     across = (stride * size > per_node) & (local > 1)
     bw = np.where(across, np.minimum(local * bw, intra), bw)
@@ -219,7 +226,7 @@ def ring_sms(plan, stride: Any, size: Any) -> Any:
     scalar = np.ndim(stride) == 0 and np.ndim(size) == 0
     stride, size = np.asarray(stride), np.asarray(size)
     per_node = cl.per_node
-    local = np.where(stride >= per_node, 1, np.minimum(size, per_node // np.maximum(stride, 1)))
+    local = ring_members_per_node(per_node, stride, size)
     nvlink = (
         min(2 * cl.gpu.nvlinks, NCCL_MAX_CHANNELS, cl.gpu.sms - 1)
         if cl.gpu.sms and cl.gpu.nvlinks and cl.intra_link.kind == "nvlink"

@@ -59,9 +59,9 @@ __all__ = [
 GEMM_FRACTION_OF_MAMF = 0.74
 
 #: ``η_gemm`` on a GPU whose catalog entry has no measured maximum achievable matmul rate
-#: (``mamf``): the A100's default, ``GEMM_FRACTION_OF_MAMF × 271.2/312`` = 0.643 — an
-#: **assumption** for such a GPU.
-DEFAULT_GEMM_EFFICIENCY = 0.643
+#: (``mamf``): the A100 SXM's default, ``GEMM_FRACTION_OF_MAMF`` × its MAMF ÷ peak (271.2 of
+#: 312 TFLOP/s in BF16, the catalog's figures) = 0.643 — an **assumption** for such a GPU.
+DEFAULT_GEMM_EFFICIENCY = round(GEMM_FRACTION_OF_MAMF * 271.2 / 312.0, 3)
 
 
 def default_gemm_efficiency(gpu, dtype: str) -> tuple[float, str]:
@@ -109,6 +109,28 @@ class AttentionRate:
     max_error: float = 0.0
 
 
+def golden_min(f, lo: float, hi: float, *, tol: float = 0.0, iterations: int = 200) -> float:
+    """The minimum of a unimodal ``f`` on ``[lo, hi]`` by golden-section search: the middle of
+    the bracket once it is ``tol`` wide or after ``iterations`` steps (one evaluation each)."""
+    import math
+
+    g = (math.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa, fb = f(a), f(b)
+    for _ in range(iterations):
+        if hi - lo <= tol:
+            break
+        if fa <= fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = f(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = f(b)
+    return (lo + hi) / 2
+
+
 def fit_saturating(seq: list[float], tflops: list[float]) -> tuple[float, float, float]:
     """Least squares on ``log(rate)`` of ``rate = R·s/(s + s0)``: ``(R, s0, max relative error)``.
 
@@ -125,15 +147,7 @@ def fit_saturating(seq: list[float], tflops: list[float]) -> tuple[float, float,
         log_r = sum(lt - sh for lt, sh in zip(logs, shape)) / len(seq)
         return log_r, sum((log_r + sh - lt) ** 2 for lt, sh in zip(logs, shape))
 
-    lo, hi = 0.0, 4.0 * max(seq)
-    g = (math.sqrt(5) - 1) / 2
-    for _ in range(200):
-        a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-        if best_r(a)[1] <= best_r(b)[1]:
-            hi = b
-        else:
-            lo = a
-    s0 = (lo + hi) / 2
+    s0 = golden_min(lambda x: best_r(x)[1], 0.0, 4.0 * max(seq))
     r = math.exp(best_r(s0)[0])
     worst = max(abs(r * s / (s + s0) / t - 1) for s, t in zip(seq, tflops))
     return r, s0, worst

@@ -50,7 +50,7 @@ from . import __version__, catalog
 from .errors import LlmplanError, PlanError
 from .estimate import Estimate, estimate, param_counts
 from .model import Dense
-from .plan import GEMM_FRACTION_OF_MAMF, Cluster, Efficiency, Method, Parallelism, Plan, Precision
+from .plan import GEMM_FRACTION_OF_MAMF, Cluster, Efficiency, Method, Parallelism, Plan, Precision, default_gemm_efficiency, golden_min
 
 __all__ = [
     "METRICS",
@@ -982,8 +982,9 @@ def _production() -> list[Run]:
                 "(the report names the MoE's). With all of it the predicted total still exceeds the 80 GB: FP32 "
                 "gradients of two stages unsharded under ZeRO-1, pp + 1 micro-batches of 4 layers each"),
                 (f"FP8 compute at the H800's dense FP8 peak (1979 TFLOP/s) with the default η_gemm = "
-                f"{GEMM_FRACTION_OF_MAMF * 1402.6 / 1978.9:.3f} ({GEMM_FRACTION_OF_MAMF} × the H100 SXM's measured FP8 "
-                f"matmul rate, 1402.6 TFLOP/s; the attention core in BF16 at {GEMM_FRACTION_OF_MAMF * 794.5 / 989.4:.3f})"),
+                f"{default_gemm_efficiency(catalog.gpu('h800-sxm'), 'fp8')[0]:.3f} ({GEMM_FRACTION_OF_MAMF} × the H100 SXM's "
+                f"measured FP8 matmul rate, 1402.6 TFLOP/s; the attention core in BF16 at "
+                f"{default_gemm_efficiency(catalog.gpu('h800-sxm'), 'bf16')[0]:.3f})"),
                 "H800: NVLink 4 limited to 200 GB/s per direction, NDR InfiniBand (catalog)",
             ),
             source="DeepSeek-V3 Technical Report (arXiv 2412.19437) Table 1, sec. 1 and sec. 3.1-3.2; deepseek-ai/DeepSeek-V3 README",
@@ -2014,14 +2015,17 @@ class Report:
     #: ``shared/reference/published.toml`` (the runs the accuracy issue lists) or
     #: ``benchmarks/published_extra.toml`` (Llama 3 Table 4, llm-foundry's MPT tables, ...)
     by_source: dict[str, Stats] = field(default_factory=dict)
-    #: primary comparisons of the runs not in :data:`CALIBRATION_GROUPS` (the targets' set)
-    held_out: Stats | None = None
     version: str = __version__
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def comparisons(self) -> list[Comparison]:
         return [c for r in self.results for c in r.comparisons]
+
+    @property
+    def held_out(self) -> Stats:
+        """Primary comparisons of the runs not in :data:`CALIBRATION_GROUPS`: the targets' set."""
+        return _stats([c for c in self.comparisons if c.primary and c.group not in CALIBRATION_GROUPS])
 
 
 def _stats(comps: Sequence[Comparison]) -> Stats:
@@ -2218,7 +2222,6 @@ def validate(ids: Iterable[str] | None = None, *, spread: bool = True) -> Report
         overall=_stats(primary),
         overall_all=_stats(comps),
         by_group={g: _stats([c for c in primary if c.group == g]) for g in groups},
-        held_out=_stats([c for c in primary if c.group not in CALIBRATION_GROUPS]),
         by_source={
             name: st
             for name, st in (
@@ -2297,8 +2300,7 @@ def summary_rows(report: Report) -> list[list[str]]:
     rows = [_stats_row(METRICS[k].label, s) for k, s in report.by_metric.items()]
     rows += [_stats_row(f"group: {g}", s) for g, s in report.by_group.items()]
     rows += [_stats_row(f"source: {name}", s) for name, s in report.by_source.items()]
-    if report.held_out is not None:
-        rows.append(_stats_row("**held out (primary, not the calibration set)**", report.held_out))
+    rows.append(_stats_row("**held out (primary, not the calibration set)**", report.held_out))
     rows.append(_stats_row("overall (primary)", report.overall))
     rows.append(_stats_row("overall (every comparison)", report.overall_all))
     return rows
@@ -2330,25 +2332,17 @@ def text_table(report: Report) -> str:
     out.append("")
     out.append(
         f"targets: median |error| ≤ {TARGET_MEDIAN:.0%}, every comparison within {TARGET_WORST:.0%} — "
-        f"{'met' if _judged(report).meets_targets else 'NOT met'} (held-out primary comparisons)"
+        f"{'met' if report.held_out.meets_targets else 'NOT met'} (held-out primary comparisons)"
     )
     return "\n".join(out)
 
 
-def _judged(report: Report) -> Stats:
-    """The set the targets are judged on: the held-out primary comparisons."""
-    return report.held_out if report.held_out is not None else report.overall
-
-
 def _default_gemm_text() -> str:
     """``η_gemm``'s default on the validation's GPUs, from the catalog (e.g. "A100 0.643, …")."""
-    from . import plan as plan_module
-
     a100, h100 = catalog.gpu("a100-80gb-sxm"), catalog.gpu("h100-sxm")
     return (
-        f"A100 {plan_module.default_gemm_efficiency(a100, 'bf16')[0]:.3f}, H100/H800 BF16 "
-        f"{plan_module.default_gemm_efficiency(h100, 'bf16')[0]:.3f}, FP8 "
-        f"{plan_module.default_gemm_efficiency(h100, 'fp8')[0]:.3f}"
+        f"A100 {default_gemm_efficiency(a100, 'bf16')[0]:.3f}, H100/H800 BF16 "
+        f"{default_gemm_efficiency(h100, 'bf16')[0]:.3f}, FP8 {default_gemm_efficiency(h100, 'fp8')[0]:.3f}"
     )
 
 
@@ -2531,7 +2525,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "targets": {"median_abs_error": TARGET_MEDIAN, "worst_abs_error": TARGET_WORST},
         "source": PUBLISHED_TOML,
         "summary": {
-            "held_out_primary": stats(_judged(report)),
+            "held_out_primary": stats(report.held_out),
             "overall_primary": stats(report.overall),
             "overall_all": stats(report.overall_all),
             "by_metric": {k: stats(s) for k, s in report.by_metric.items()},
@@ -2614,40 +2608,32 @@ def _log_errors(results: Iterable[RunResult]) -> list[float]:
     return [math.log1p(c.error) for r in results for c in r.comparisons if c.primary]
 
 
-def fraction_loss(fraction: float, selected: Sequence[Run]) -> float:
-    """Mean ``|log(predicted/published)|`` of ``selected``'s primary comparisons at ``fraction``.
+def _mean_abs_log(results: Iterable[RunResult]) -> float:
+    """Mean ``|log(predicted/published)|`` of the results' primary comparisons.
 
     The absolute log error: symmetric in over- and under-prediction, and, like the
     median the targets use, not dominated by a few runs that no single constant explains.
     """
+    return statistics.fmean(abs(e) for e in _log_errors(results))
+
+
+def fraction_loss(fraction: float, selected: Sequence[Run]) -> float:
+    """:func:`_mean_abs_log` of ``selected``'s runs evaluated at ``GEMM_FRACTION_OF_MAMF = fraction``."""
     with gemm_fraction(fraction):
-        errors = _log_errors(evaluate_run(r, spread=False) for r in selected)
-    return statistics.fmean(abs(e) for e in errors)
+        return _mean_abs_log([evaluate_run(r, spread=False) for r in selected])
 
 
 def fit_gemm_fraction(groups: Sequence[str] = CALIBRATION_GROUPS, lo: float = 0.4, hi: float = 1.0, tol: float = 1e-4) -> float:
     """The ``GEMM_FRACTION_OF_MAMF`` that minimises :func:`fraction_loss` on ``groups``' runs.
 
-    A golden-section search on ``[lo, hi]`` to ``tol``. ``fit_gemm_fraction()`` on the
+    A golden-section search (:func:`llmplan.plan.golden_min`) on ``[lo, hi]`` to ``tol``. ``fit_gemm_fraction()`` on the
     calibration set gives the constant in :mod:`llmplan.plan` (rounded to two decimals;
     ``tests/test_validation.py`` checks that it still does).
     """
     selected = [r for r in runs() if r.group in groups]
     if not selected:
         raise KeyError(f"no runs in group(s) {', '.join(groups)}")
-    g = (math.sqrt(5) - 1) / 2
-    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    fa, fb = fraction_loss(a, selected), fraction_loss(b, selected)
-    while hi - lo > tol:
-        if fa <= fb:
-            hi, b, fb = b, a, fa
-            a = hi - g * (hi - lo)
-            fa = fraction_loss(a, selected)
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + g * (hi - lo)
-            fb = fraction_loss(b, selected)
-    return (lo + hi) / 2
+    return golden_min(lambda f: fraction_loss(f, selected), lo, hi, tol=tol)
 
 
 @dataclass
@@ -2695,20 +2681,14 @@ def cross_validate(grid: Sequence[float] | None = None) -> CrossValidation:
             at[f] = [evaluate_run(r, spread=False) for r in all_runs]
     fractions, comps = {}, []
     for g in groups:
-        def loss(f: float, g: str = g) -> float:
-            return statistics.fmean(abs(e) for e in _log_errors(r for r in at[f] if r.run.group != g))
-
-        best = min(grid, key=loss)
+        best = min(grid, key=lambda f, g=g: _mean_abs_log(r for r in at[f] if r.run.group != g))
         fractions[g] = best
         comps += [c for r in at[best] if r.run.group == g for c in r.comparisons if c.primary]
     by_gpu = {}
     for family in dict.fromkeys(gpu_family(r.plan.cluster.gpu.id) for r in all_runs):
-        def family_loss(f: float, family: str = family) -> float:
-            return statistics.fmean(
-                abs(e) for e in _log_errors(r for r in at[f] if gpu_family(r.run.plan.cluster.gpu.id) == family)
-            )
-
-        by_gpu[family] = min(grid, key=family_loss)
+        by_gpu[family] = min(
+            grid, key=lambda f, family=family: _mean_abs_log(r for r in at[f] if gpu_family(r.run.plan.cluster.gpu.id) == family)
+        )
     return CrossValidation(
         grid=grid,
         fractions=fractions,

@@ -446,23 +446,22 @@ def define(q: Definitions) -> None:
             # ZeRO-3 / FSDP prefetch each layer's gathers behind the compute of the same pass:
             # the forward all-gathers behind the forward pass, the backward's all-gathers and
             # reduce-scatters (and hybrid sharding's replica all-reduce) behind the backward
-            T_dpf = q.ref("communication.dp_forward_seconds")
             fwd_flops, bwd_flops, _ = dualpipe_chunk_flops(q)
-            f_fwd = fwd_flops / (fwd_flops + bwd_flops)
-            dp_exposed = sympy.Max(0, T_dpf - f_fwd * T_comp) + sympy.Max(0, (T_dp - T_dpf) - (1 - f_fwd) * T_comp)
-            dp_src = "overlap model in llmplan.formulas.time: each pass's traffic behind that pass's compute (FLOP share)"
+            dp_exposed = zero3_dp_exposed(
+                T_dp, q.ref("communication.dp_forward_seconds"), T_comp, fwd_flops / (fwd_flops + bwd_flops)
+            )
+            dp_src = ZERO3_OVERLAP
         else:
             # gradient reduction hides behind the backward pass (⅔ of the compute)
             dp_exposed = sympy.Max(0, T_dp - sympy.Rational(2, 3) * T_comp)
             dp_src = "overlap model in llmplan.formulas.time: gradient reduction behind the backward pass"
         T_dpx = q.define("communication.dp_exposed_seconds", "T_dpx", dp_exposed, "s",
                          "data-parallel traffic not hidden behind compute", dp_src)
-        exposed = (
-            q.ref("communication.tp_seconds")
-            + overlapped
-            + T_dpx
-            + sympy.Max(0, T_cp - sympy.Rational(1, 3) * T_comp)
-        )
+        # context-parallel K/V passes overlap the attention of the previous block (⅓ of the compute)
+        T_cpx = q.define("communication.cp_exposed_seconds", "T_cpx", sympy.Max(0, T_cp - sympy.Rational(1, 3) * T_comp),
+                         "s", "context-parallel traffic not hidden behind compute",
+                         "overlap model in llmplan.formulas.time: K/V passes behind the attention compute")
+        exposed = q.ref("communication.tp_seconds") + overlapped + T_dpx + T_cpx
         q.define(
             "communication.exposed_seconds_per_step",
             "T_exposed",
@@ -471,7 +470,7 @@ def define(q: Definitions) -> None:
             "communication not hidden behind compute",
             "overlap model in llmplan.formulas.comm",
         )
-        define_comm_contention(q, T_dp, T_dpx, T_cp, T_comp)
+        define_comm_contention(q, T_dp, T_dpx, T_cp, T_cpx)
         P_state = q.ref("memory.params_on_gpu.trainable")
         zero = plan.parallelism.zero
         from ..symbols import n_sh
@@ -576,8 +575,28 @@ NCCL_SMS = (
 )
 
 
+ZERO3_OVERLAP = (
+    "overlap model in llmplan.formulas.time: ZeRO-3 / FSDP prefetch each layer's gathers behind the "
+    "compute of the same pass (FSDP forward_prefetch / backward_prefetch, DeepSpeed's prefetch bucket)"
+)
+
+
+@_formula("zero3_dp_exposed", ZERO3_OVERLAP)
+def zero3_dp_exposed(T_dp, T_dpf, T_comp, f_fwd) -> sympy.Expr:
+    """ZeRO-3's data-parallel traffic left exposed: each pass's traffic beyond that pass's compute.
+
+    The forward all-gathers (``T_dpf``, ``communication.dp_forward_seconds``) hide behind the
+    forward pass, ``f_fwd`` of the step's compute (its FLOP share, recomputation counted in the
+    backward: F ÷ (F + B) as :func:`dualpipe_chunk_flops` splits them); the rest — the
+    backward's all-gathers, the gradient reduce-scatters, hybrid sharding's replica
+    all-reduce — behind the backward pass. Approximation: each pass's compute is taken to run
+    at the step's average rate.
+    """
+    return sympy.Max(0, T_dpf - f_fwd * T_comp) + sympy.Max(0, (T_dp - T_dpf) - (1 - f_fwd) * T_comp)
+
+
 @_formula("comm_contention", NCCL_SMS)
-def comm_contention(T_dp, T_rep, T_dpx, T_cp, T_comp) -> sympy.Expr:
+def comm_contention(T_dp, T_rep, T_dpx, T_cp, T_cpx) -> sympy.Expr:
     """Compute time lost to the SMs of hidden collectives: ``Σ n_x/n_sm × (hidden traffic of x)``.
 
     Data- and context-parallel collectives hidden behind compute still take SMs while they
@@ -588,8 +607,8 @@ def comm_contention(T_dp, T_rep, T_dpx, T_cp, T_comp) -> sympy.Expr:
     NVLink (A100 24, H100 32, H800 16), two per NIC where it has one member per node. The
     hidden data-parallel time is ``T_dp − T_dpx`` (``communication.dp_exposed_seconds``), its
     shard-group part (``n_ccl``) counted first, hybrid sharding's replica all-reduce
-    (``T_rep``, ``n_ccr``) in what is left; the context-parallel exchange hides in
-    ``T_comp/3`` (``n_ccp``). Approximations: all of a collective's CTAs run for its whole
+    (``T_rep``, ``n_ccr``) in what is left; the context-parallel exchange's hidden time is
+    ``T_cp − T_cpx`` (``communication.cp_exposed_seconds``, ``n_ccp``). Approximations: all of a collective's CTAs run for its whole
     duration; the memory bandwidth it uses is not charged; TP, PP and EP traffic is exposed
     (no overlap, no contention); under DualPipe the EP/PP kernels' SMs are
     ``time.comm_sm_slowdown``'s.
@@ -600,11 +619,10 @@ def comm_contention(T_dp, T_rep, T_dpx, T_cp, T_comp) -> sympy.Expr:
     T_main = T_dp - T_rep
     hidden_main = T_main - sympy.Max(0, T_main - hidden)
     hidden_rep = 0 if T_rep == 0 else hidden - hidden_main
-    hidden_cp = T_cp - sympy.Max(0, T_cp - sympy.Rational(1, 3) * T_comp)
-    return (n_ccl * hidden_main + n_ccr * hidden_rep + n_ccp * hidden_cp) / n_sm
+    return (n_ccl * hidden_main + n_ccr * hidden_rep + n_ccp * (T_cp - T_cpx)) / n_sm
 
 
-def define_comm_contention(q: Definitions, T_dp, T_dpx, T_cp, T_comp) -> sympy.Symbol:
+def define_comm_contention(q: Definitions, T_dp, T_dpx, T_cp, T_cpx) -> sympy.Symbol:
     """``time.comm_contention_seconds`` (:func:`comm_contention`), part of the step time."""
     par = q.plan.parallelism
     # without hybrid sharding the replica term is left out of the expression (faster to compile)
@@ -612,7 +630,7 @@ def define_comm_contention(q: Definitions, T_dp, T_dpx, T_cp, T_comp) -> sympy.S
     return q.define(
         "time.comm_contention_seconds",
         "T_ccl",
-        comm_contention(T_dp, T_rep, T_dpx, T_cp, T_comp),
+        comm_contention(T_dp, T_rep, T_dpx, T_cp, T_cpx),
         "s",
         "compute lost to the SMs that hidden data- and context-parallel collectives occupy",
         NCCL_SMS,
