@@ -331,6 +331,8 @@ PARAM_SYMBOLS: dict[str, tuple[str, str, str]] = {
     "T_cpx": ("T_cpx", "T_{cpx}", "exposed context-parallel traffic per step, s"),
     "T_dpf": ("T_dpf", "T_{dpf}", "data-parallel traffic of the forward pass per step, s"),
     "f_fwd": ("f_fwd", "f_{fwd}", "the forward pass's share of the step's FLOPs"),
+    "T_c": ("T_c", "T_{c}", "one all-gather or reduce-scatter, s"),
+    "T_g": ("T_g", "T_{g}", "the GEMM it feeds or drains, s"),
 }
 
 #: Arguments that select a *case* (positional or keyword): the baseline value, and the

@@ -844,6 +844,14 @@ class Parallelism(_Checked):
             ``sms − comm_sms``, so GEMM and attention time is scaled by ``sms / (sms − comm_sms)``.
             Default :data:`DUALPIPE_COMM_SMS` (20 of the H800's 132 in DeepSeek-V3's run,
             report §3.2.2); no scaling when the GPU's ``sms`` is unknown.
+        tp_comm_overlap: the tensor-parallel all-gathers and reduce-scatters of sequence
+            parallelism run chunk by chunk under the GEMM they feed or drain
+            (Transformer Engine's userbuffers: Megatron-LM ``--tp-comm-overlap``, NeMo /
+            Megatron-Bridge ``tp_comm_overlap``): each collective is exposed only where it is
+            longer than ``(t−1)/t`` of its GEMM
+            (:func:`llmplan.formulas.comm.tp_overlap_exposed`). Default false: fully exposed.
+            Needs sequence parallelism (tp > 1 with ``sequence_parallel`` off is an error);
+            MoE layers' MLP-side collectives stay exposed.
     """
 
     tp: int = 1
@@ -866,6 +874,7 @@ class Parallelism(_Checked):
     offload: str = "none"
     framework: str = "megatron"
     comm_sms: int | None = None
+    tp_comm_overlap: bool = False
     first_stage_layers: int | None = None
     last_stage_layers: int | None = None
     account_for_embedding_in_pipeline_split: bool = False
@@ -994,6 +1003,13 @@ class Parallelism(_Checked):
             _pos_int(self, "virtual_stages", p)
         if self.comm_sms is not None:
             _pos_int(self, "comm_sms", p, allow_zero=True)
+        if not isinstance(self.tp_comm_overlap, bool):
+            p.append(Problem("tp_comm_overlap", f"{self.tp_comm_overlap!r} is not true or false"))
+        elif self.tp_comm_overlap and not self.sp_with_tp:
+            why = ("framework = \"hf\" has no sequence parallelism" if self.sequence_parallel is None
+                   else "sequence_parallel = false")
+            p.append(Problem("tp_comm_overlap", f"true with {why}: the overlapped collectives are sequence "
+                             "parallelism's all-gathers and reduce-scatters (allowed with sequence_parallel = true)"))
         flags = ("account_for_embedding_in_pipeline_split", "account_for_loss_in_pipeline_split")
         for name in flags:
             if not isinstance(getattr(self, name), bool):

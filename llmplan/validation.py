@@ -1891,6 +1891,87 @@ def _flash_attn_gpt3() -> list[Run]:
     return out
 
 
+MEGATRON_BRIDGE = (
+    "NVIDIA-NeMo/Megatron-Bridge, docs/performance-summary.md (DGX-H100 pre-training rows) and the "
+    "performance recipes of scripts/performance/ and src/megatron/bridge/recipes/llama/llama3.py at the same commit"
+)
+
+#: Megatron-Bridge's published DGX-H100 dense pre-training throughput (FP8 current scaling,
+#: 8,192-token sequences, micro-batch 1, TE userbuffers TP overlap): (toml key, NeMo container,
+#: commit, catalog model, GPUs, global batch, tp, pp, cp, virtual stages, tokens/s per GPU).
+#: Added after the fitted GEMM constant (0.74) was fixed: held out.
+MEGATRON_BRIDGE_ROWS: tuple[tuple[str, str, str, str, int, int, int, int, int, int, int], ...] = (
+    ("mbridge_2511_llama3_70b", "25.11", "5776a6d90", "llama-3.1-70b", 64, 128, 4, 8, 1, 5, 1602),
+    ("mbridge_2511_llama31_405b", "25.11", "5776a6d90", "llama-3.1-405b", 1024, 512, 8, 8, 2, 8, 292),
+    ("mbridge_2604_llama3_70b", "26.04.01", "21d102f5e", "llama-3.1-70b", 64, 256, 4, 8, 1, 5, 1664),
+    ("mbridge_2604_llama31_405b", "26.04.01", "21d102f5e", "llama-3.1-405b", 1024, 1536, 8, 8, 2, 8, 328),
+)
+#: Megatron-Core pads the vocabulary to a multiple of make_vocab_size_divisible_by (128) × tp
+MEGATRON_VOCAB_MULTIPLE = 128
+
+
+def _megatron_bridge() -> list[Run]:
+    """Megatron-Bridge's DGX-H100 Llama 3 70B / 3.1 405B FP8 pre-training throughput (NeMo 25.11, 26.04.01)."""
+    out = []
+    for key, container, commit, mid, gpus, batch, tp, pp, cp, vp, tps in MEGATRON_BRIDGE_ROWS:
+        t = f"extra:runs.{key}"
+        base = catalog.model(mid)
+        multiple = MEGATRON_VOCAB_MULTIPLE * tp
+        vocab = -(-base.vocab // multiple) * multiple
+        big = base.layers > 100  # 405B: the embedding and the loss count as layers of the pipeline split
+        name = "Llama 3.1 405B" if big else "Llama 3 70B"
+        model = attrs.evolve(base, name=name, vocab=vocab)
+        plan = Plan(
+            name=f"{name} FP8 on {gpus} H100 (Megatron-Bridge {container})",
+            model=model,
+            method=Method(kind="pretrain", tokens=THROUGHPUT_TOKENS, seq_len=8192, global_batch=batch),
+            precision=Precision(preset="fp8-mixed"),
+            cluster=Cluster(gpu=catalog.gpu(H100), gpus=gpus),
+            parallelism=Parallelism(
+                tp=tp, pp=pp, cp=cp, zero=1, micro_batch=1, recompute="none", pp_schedule="interleaved",
+                virtual_stages=vp, tp_comm_overlap=True,
+                account_for_embedding_in_pipeline_split=big, account_for_loss_in_pipeline_split=big,
+            ),
+        )
+        out.append(
+            Run(
+                id=key.replace("_", "-"),
+                label=f"{name} FP8, {gpus} H100, GBS {batch} (Megatron-Bridge {container})",
+                group="megatron-bridge-h100-fp8",
+                plan=plan,
+                refs=(
+                    Ref("gpus", gpus, f"{t}.gpus"),
+                    Ref("tp", tp, f"{t}.tp"),
+                    Ref("pp", pp, f"{t}.pp"),
+                    Ref("cp", cp, f"{t}.cp"),
+                    Ref("global_batch", batch, f"{t}.global_batch"),
+                    Ref("micro_batch", 1, f"{t}.micro_batch"),
+                    Ref("seq_len", 8192, f"{t}.seq_len"),
+                    Ref("tokens_per_sec_per_gpu", tps, f"{t}.tokens_per_sec_per_gpu"),
+                ),
+                layout="published",
+                assumptions=(
+                    (f"published (the performance summary's {container} DGX-H100 row and the recipes at commit "
+                     f"{commit}): GPUs, global batch, micro-batch 1, sequence length 8192, tp {tp}, pp {pp}, cp {cp}, "
+                     f"{vp} virtual stages, FP8 with current (tensorwise) scaling, sequence parallelism, Transformer "
+                     "Engine's userbuffers TP overlap (tp_comm_overlap), the distributed optimizer (zero = 1) with "
+                     "overlapped gradient reduce-scatter and parameter all-gather, bf16 gradient reduction, no "
+                     "activation recomputation, no CUDA graphs"
+                     + ("; the embedding and the loss each count as a layer of the pipeline split (126 + 2 = 128 "
+                        "layers on 64 virtual stages)" if big else "")),
+                    (f"the vocabulary padded to a multiple of 128 × tp = {multiple} ({base.vocab} → {vocab}), "
+                     "Megatron-Core's rule with should_pad_vocab; mock data, so no data-loading cost"),
+                    ("DGX-H100: 8 H100 SXM on NVLink 4 per node, eight 400 Gb/s InfiniBand NDR NICs (llmplan's "
+                     "default network); the Model TFLOP/s column is not compared (its FLOP convention is the "
+                     "recipe's own); tokens (300B) only set the run length"),
+                    "added after the fitted GEMM constant (0.74) was fixed: held-out evidence",
+                ),
+                source=f"{MEGATRON_BRIDGE}, {container} container (commit {commit}) (benchmarks/published_extra.toml)",
+            )
+        )
+    return out
+
+
 #: The runs of ``published.toml`` that are not in the table, each with why: what a time
 #: prediction needs (the hardware, and a time, GPU-hours or throughput to compare with) is
 #: not published there, or the hardware is one llmplan does not model. Every ``runs.*``
@@ -1921,7 +2002,7 @@ NOT_VALIDATED: dict[str, str] = {
 @lru_cache(maxsize=1)
 def _runs() -> tuple[Run, ...]:
     return tuple(_megatron_table1() + _megatron_table2() + _korthikanti() + _korthikanti_table5() + _production()
-                 + _llama3_405b() + _llm_foundry() + _olmo_core() + _flash_attn_gpt3())
+                 + _llama3_405b() + _llm_foundry() + _olmo_core() + _flash_attn_gpt3() + _megatron_bridge())
 
 
 def runs(ids: Iterable[str] | None = None) -> list[Run]:
@@ -2045,7 +2126,7 @@ def _stats(comps: Sequence[Comparison]) -> Stats:
 BREAKDOWN_KEYS = {
     "compute": "time.compute_seconds",
     "bubble": "time.bubble_seconds",
-    "tp": "communication.tp_seconds",
+    "tp": "communication.tp_exposed_seconds",
     "pp": "communication.pp_seconds",
     "ep": "communication.ep_seconds",
     "dp": "communication.dp_seconds",
@@ -2429,7 +2510,7 @@ def markdown(report: Report) -> str:
         "split the primary comparisons by where the published number is kept: `published.toml` holds the runs the "
         "accuracy issue lists (Megatron-LM Tables 1–2, Llama, BLOOM, OPT, DeepSeek-V3), `published_extra.toml` the "
         "evidence added since (Llama 3 405B Table 4, Korthikanti et al. 2022, llm-foundry's MPT tables, OLMo-core, "
-        "flash-attention's GPT-3 benchmark)."),
+        "flash-attention's GPT-3 benchmark, Megatron-Bridge's DGX-H100 rows)."),
         "",
         "## Predicted vs published",
         "",

@@ -56,7 +56,7 @@ def test_run_ids_are_unique_and_groups_known():
     assert len(IDS) == len(set(IDS))
     assert {r.group for r in RUNS} == {"megatron-table1", "megatron-table2", "production", "llama3-405b-table4",
                                        "olmo-core-h100-bf16", "olmo-core-h100-fp8", "korthikanti-2022",
-                                       "flash-attn-a100"} | set(LLM_FOUNDRY_ROWS)
+                                       "flash-attn-a100", "megatron-bridge-h100-fp8"} | set(LLM_FOUNDRY_ROWS)
     assert len([r for r in RUNS if r.group == "megatron-table1"]) == 10
 
 
@@ -511,3 +511,29 @@ def test_cli_validate_runs_json(capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["summary"]["held_out_primary"]["n"] == data["summary"]["overall_primary"]["n"] - 10
     assert data["efficiency_model"]["calibration_groups"] == ["megatron-table1"]
+
+
+MBRIDGE_RUNS = [r for r in RUNS if r.group == "megatron-bridge-h100-fp8"]
+
+
+def test_megatron_bridge_every_row_is_a_run_with_its_settings():
+    rows = {k: v for k, v in _extra()["runs"].items() if k.startswith("mbridge_")}
+    assert sorted(r.id.replace("-", "_") for r in MBRIDGE_RUNS) == sorted(rows) and len(rows) == 4
+    for r in MBRIDGE_RUNS:
+        row, par = rows[r.id.replace("-", "_")], r.plan.parallelism
+        assert row["fsdp"] == 0 and par.zero == 1 and par.sharding == "zero"  # the distributed optimizer
+        assert (par.tp, par.pp, par.cp, par.v) == (row["tp"], row["pp"], row["cp"], row["vp"])
+        assert par.pp_schedule == "interleaved" and par.recompute == "none" and par.sp and par.tp_comm_overlap
+        assert r.plan.precision.dtype("compute") == "fp8" and r.plan.precision.dtype("grads") == "bf16"
+        assert r.plan.cluster.gpu.id == "h100-sxm" and r.plan.method.seq_len == row["seq_len"] == 8192
+
+
+def test_megatron_bridge_vocab_padding_and_405b_stages_by_hand():
+    """Megatron-Core pads 128,256 to a multiple of 128 × tp: 128,512 at tp 4 (1,004 × 128),
+    129,024 at tp 8 (126 × 1,024). The 405B's embedding and loss count as layers:
+    (126 + 2) / 8 stages = 16, so the first and last stage hold 15 transformer layers."""
+    for r in MBRIDGE_RUNS:
+        tp = r.plan.parallelism.tp
+        assert r.plan.model.vocab == {4: 128512, 8: 129024}[tp]
+        if r.plan.model.layers == 126:
+            assert r.plan.parallelism.stage_layers(126) == (15,) + (16,) * 6 + (15,)

@@ -92,6 +92,76 @@ def _gather_seconds(n, size, alpha, bw) -> sympy.Expr:
     return (n - 1) * alpha + (n - 1) / n * size / bw
 
 
+TP_OVERLAP = (
+    "Transformer Engine's userbuffers communication–GEMM overlap (Megatron-LM --tp-comm-overlap, "
+    "NeMo/Megatron-Bridge CommOverlapConfig.tp_comm_overlap; ring-exchange method: the GEMM split into "
+    "t chunks, each chunk's transfer under the previous chunk's GEMM), the decomposition of Wang et al. "
+    "2023, 'Overlap Communication with Dependent Computation via Decomposition in Large Deep Learning "
+    "Models' (ASPLOS '23)"
+)
+
+
+@formula("tp_overlap_exposed", TP_OVERLAP)
+def tp_overlap_exposed(T_c, T_g, n) -> sympy.Expr:
+    """Exposed time of one all-gather (or reduce-scatter) of ``n`` ranks run chunk by chunk
+    under the GEMM it feeds (drains): ``max(0, T_c − (n−1)/n · T_g)``.
+
+    The GEMM of time ``T_g`` is split into ``n`` chunks along the gathered (scattered)
+    sequence; the chunk the GPU already holds runs first, and each of the ``n − 1``
+    transfers (``T_c/(n−1)`` each) runs under one of the other chunks' GEMMs. The
+    schedule takes ``T_g/n + (n−1)·max(T_g/n, T_c/(n−1))``: the collective is hidden
+    until it is longer than ``(n−1)/n`` of its GEMM. The reduce-scatter's partial
+    results travel the same ring in the other order, with the same count. Approximations:
+    the chunked GEMMs are taken to run at the whole GEMM's rate, and the copy-engine
+    transfers to take no SMs or memory bandwidth from it.
+    """
+    return sympy.Max(0, T_c - (n - 1) / n * T_g)
+
+
+#: the GEMMs an attention block's sequence-parallel all-gather feeds (every projection of
+#: the gathered input: fused QKV, or MLA's down- and up-projections) and the one its
+#: reduce-scatter drains (the output projection); the dense MLP's: up (gate and up fused) / down
+TP_OVERLAP_GEMMS = {
+    "attention": (("qkv", "q", "q_down", "q_up", "kv_down", "kv_up"), ("attn_out",)),
+    "mlp": (("mlp_up",), ("mlp_down",)),
+}
+
+
+def tp_exposed_overlapped(plan, eta_shape) -> sympy.Expr:
+    """Tensor-parallel seconds per step left exposed under ``tp_comm_overlap``.
+
+    Per layer, micro-batch and pass (the forward, the recomputed forward under full
+    recomputation, the backward) each half of the block has one all-gather and one
+    reduce-scatter of ``q_a·s·b·h/c`` bytes over ``t`` ranks (the sequence-parallel pair
+    ``communication.tp_seconds`` counts as one all-reduce). In the forward the all-gather
+    feeds the column-parallel GEMMs and the reduce-scatter drains the row-parallel one; in
+    the backward the output gradient's all-gather feeds the row-parallel GEMM's data
+    gradient and the input gradient's reduce-scatter runs under the column-parallel GEMMs'
+    weight gradient — the same pairs, each GEMM taking its forward time. Each collective is
+    exposed as :func:`tp_overlap_exposed` says, the GEMMs timed at ``η_shape``
+    (``time.gemm_efficiency``). The MLP half of an MoE model (its token dispatch) is not
+    overlapped and counts in full.
+    """
+    from ..symbols import F_peak
+    from .flops import gemm_shapes
+
+    par, model = plan.parallelism, plan.model
+    shapes = {g.name: g for g in gemm_shapes(model, flash=par.flash_attention) if g.weight}
+
+    def seconds(names):
+        return sum((2 * g.rows * g.cols * g.inner * g.count for n, g in shapes.items() if n in names),
+                   sympy.Integer(0)) / (F_peak * eta_shape)
+
+    T_op = _gather_seconds(t, q_a * s * b * h / c, alpha_tp, W_tp)  # one all-gather or reduce-scatter
+    halves = [TP_OVERLAP_GEMMS["attention"]] + ([] if model.is_moe else [TP_OVERLAP_GEMMS["mlp"]])
+    per_pass = sum((tp_overlap_exposed(T_op, seconds(feeds), t) + tp_overlap_exposed(T_op, seconds(drains), t)
+                    for feeds, drains in halves), sympy.Integer(0))
+    if model.is_moe:
+        per_pass += 2 * T_op  # the MoE half's pair, exposed
+    passes = 3 if par.recompute == "full" else 2
+    return m * L_max * passes * per_pass
+
+
 GROUP_LIMITED = "DeepSeek-V3 report (arXiv 2412.19437) §2.1.2 node-limited routing, §3.2.2 cross-node all-to-all"
 
 

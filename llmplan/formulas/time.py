@@ -461,7 +461,15 @@ def define(q: Definitions) -> None:
         T_cpx = q.define("communication.cp_exposed_seconds", "T_cpx", sympy.Max(0, T_cp - sympy.Rational(1, 3) * T_comp),
                          "s", "context-parallel traffic not hidden behind compute",
                          "overlap model in llmplan.formulas.time: K/V passes behind the attention compute")
-        exposed = q.ref("communication.tp_seconds") + overlapped + T_dpx + T_cpx
+        if plan.parallelism.tp_comm_overlap and plan.parallelism.sp:
+            from .comm import TP_OVERLAP, tp_exposed_overlapped
+
+            tp_x, tp_src = tp_exposed_overlapped(plan, eta_shape), TP_OVERLAP
+        else:
+            tp_x, tp_src = q.ref("communication.tp_seconds"), "overlap model in llmplan.formulas.time: TP on the critical path"
+        T_tpx = q.define("communication.tp_exposed_seconds", "T_tpx", tp_x, "s",
+                         "tensor-parallel traffic not hidden behind compute (all of it unless tp_comm_overlap)", tp_src)
+        exposed = T_tpx + overlapped + T_dpx + T_cpx
         q.define(
             "communication.exposed_seconds_per_step",
             "T_exposed",
