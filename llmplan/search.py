@@ -250,6 +250,8 @@ def search(
         rep["parallelism"]["comm_sms"] = p.parallelism.communication_sms if p.parallelism.pp_schedule == "dualpipe" else None
         rep["parallelism"]["dp"] = int(est.values[S.n_dp])
         rep["parallelism"]["sequence_parallel"] = p.parallelism.sp
+        # the plan's TP overlap, in force where there is tensor parallelism with SP to overlap
+        rep["parallelism"]["tp_comm_overlap"] = p.parallelism.tp_comm_overlap and p.parallelism.sp and p.parallelism.tp > 1
         rep["cluster"] = {"gpu": gid, "gpus": p.cluster.gpus}
         rep["unsupported"] = unsupported_warnings(rep["warnings"])
         reports.append(rep)

@@ -161,3 +161,16 @@ def test_a_sweep_carries_the_overlap_and_equals_the_scalar_estimates():
         assert row["time.step_seconds"] == pytest.approx(float(est.value("time.step_seconds")), rel=1e-9)
         if row["tp"] > 1:  # the slow link leaves some TP time exposed, less than without the overlap
             assert 0 < float(est.value("communication.tp_exposed_seconds")) < float(off.value("communication.tp_seconds"))
+
+
+def test_search_reports_the_overlap_where_it_acts():
+    from llmplan.search import search
+
+    base = attrs.evolve(_plan(), method=Method(tokens=10**11, seq_len=SEQ, global_batch=64),
+                        cluster=Cluster(gpu=catalog.gpu("h100-sxm"), gpus=16))
+    out = search(base, gpus=16, top=20)
+    layouts = out["layouts"] + out["pareto"]
+    assert {lay["parallelism"]["tp"] for lay in layouts} > {1}
+    for lay in layouts:
+        par = lay["parallelism"]
+        assert par["tp_comm_overlap"] == (par["tp"] > 1 and par["sequence_parallel"])
