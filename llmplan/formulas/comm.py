@@ -388,6 +388,9 @@ def define(q: Definitions) -> None:
             ep_bytes = 4 * moe_layers_on_stage * m * one_bytes
             ep_time = 4 * moe_layers_on_stage * m * one_time
         else:
+            # NCCL's all-to-all: each of the k copies sent on its own, every byte at the EP group's
+            # slowest link — across nodes one NIC's share, NVLink peers included: all-to-all cannot
+            # aggregate several NICs, its bus bandwidth is one NIC's (NVIDIA/nccl-tests#267)
             routed = k * token_bytes  # each token goes to k experts
             ep_bytes = 4 * moe_layers_on_stage * m * (e - 1) / e * routed
             ep_time = 4 * moe_layers_on_stage * m * _gather_seconds(e, routed, alpha_ep, W_ep)
