@@ -198,6 +198,7 @@ def _structure_key(plan: Plan) -> tuple:
         par.flash_attention,
         par.sp,
         par.tp_comm_overlap and par.sp,  # communication.tp_exposed_seconds: the overlap model or all of T_tp
+        par.dp_overlap,  # communication.dp_exposed_seconds: hidden behind the backward or all exposed
         par.pp_schedule,
         par.offload,
         # framework = "hf": activations_per_layer(hf=True), whose terms also follow hf_model_type

@@ -852,6 +852,13 @@ class Parallelism(_Checked):
             (:func:`llmplan.formulas.comm.tp_overlap_exposed`). Default false: fully exposed.
             Needs sequence parallelism (tp > 1 with ``sequence_parallel`` off is an error);
             MoE layers' MLP-side collectives stay exposed.
+        dp_overlap: the data-parallel gradient reduction runs bucket by bucket under the
+            backward pass (PyTorch DDP, Megatron's ``overlap_grad_reduce`` and, for the
+            distributed optimizer, ``overlap_param_gather``), so only what outlasts the
+            backward is exposed (default true). ``false``: Megatron-LM's default without
+            those flags — the gradients are reduced after the backward pass and the updated
+            shards gathered after the step, all of it exposed; with ``zero = 3`` every
+            parameter gather waits too (DeepSpeed ``overlap_comm = false``).
     """
 
     tp: int = 1
@@ -875,6 +882,7 @@ class Parallelism(_Checked):
     framework: str = "megatron"
     comm_sms: int | None = None
     tp_comm_overlap: bool = False
+    dp_overlap: bool = True
     first_stage_layers: int | None = None
     last_stage_layers: int | None = None
     account_for_embedding_in_pipeline_split: bool = False
@@ -1003,6 +1011,8 @@ class Parallelism(_Checked):
             _pos_int(self, "virtual_stages", p)
         if self.comm_sms is not None:
             _pos_int(self, "comm_sms", p, allow_zero=True)
+        if not isinstance(self.dp_overlap, bool):
+            p.append(Problem("dp_overlap", f"{self.dp_overlap!r} is not true or false"))
         if not isinstance(self.tp_comm_overlap, bool):
             p.append(Problem("tp_comm_overlap", f"{self.tp_comm_overlap!r} is not true or false"))
         elif self.tp_comm_overlap and not self.sp_with_tp:

@@ -50,7 +50,7 @@ from . import __version__, catalog
 from .errors import LlmplanError, PlanError
 from .estimate import Estimate, estimate, param_counts
 from .model import Dense
-from .plan import GEMM_FRACTION_OF_MAMF, Cluster, Efficiency, Method, Parallelism, Plan, Precision, default_gemm_efficiency, golden_min
+from .plan import GEMM_FRACTION_OF_MAMF, Cluster, Efficiency, LoRA, Method, Parallelism, Plan, Precision, default_gemm_efficiency, golden_min
 
 __all__ = [
     "METRICS",
@@ -1892,28 +1892,39 @@ def _flash_attn_gpt3() -> list[Run]:
 
 
 MEGATRON_BRIDGE = (
-    "NVIDIA-NeMo/Megatron-Bridge, docs/performance-summary.md (DGX-H100 pre-training rows) and the "
-    "performance recipes of scripts/performance/ and src/megatron/bridge/recipes/llama/llama3.py at the same commit"
+    "NVIDIA-NeMo/Megatron-Bridge, docs/performance-summary.md (DGX-H100 rows) and the performance recipes of "
+    "scripts/performance/ and src/megatron/bridge/recipes/ at the same commit"
 )
 
-#: Megatron-Bridge's published DGX-H100 dense pre-training throughput (FP8 current scaling,
-#: 8,192-token sequences, micro-batch 1, TE userbuffers TP overlap): (toml key, NeMo container,
-#: commit, catalog model, GPUs, global batch, tp, pp, cp, virtual stages, tokens/s per GPU).
-#: Added after the fitted GEMM constant (0.74) was fixed: held out.
-MEGATRON_BRIDGE_ROWS: tuple[tuple[str, str, str, str, int, int, int, int, int, int, int], ...] = (
-    ("mbridge_2511_llama3_70b", "25.11", "5776a6d90", "llama-3.1-70b", 64, 128, 4, 8, 1, 5, 1602),
-    ("mbridge_2511_llama31_405b", "25.11", "5776a6d90", "llama-3.1-405b", 1024, 512, 8, 8, 2, 8, 292),
-    ("mbridge_2604_llama3_70b", "26.04.01", "21d102f5e", "llama-3.1-70b", 64, 256, 4, 8, 1, 5, 1664),
-    ("mbridge_2604_llama31_405b", "26.04.01", "21d102f5e", "llama-3.1-405b", 1024, 1536, 8, 8, 2, 8, 328),
+#: Megatron-Bridge's published DGX-H100 throughput of dense Llama models (FP8 current scaling,
+#: micro-batch 1, sequence parallelism with TE userbuffers TP overlap, interleaved pipelines):
+#: (toml key, NeMo container, commit, task, catalog model, GPUs, global batch, sequence length,
+#: tp, pp, cp, virtual stages, tokens/s per GPU). Task ``pretrain`` (the distributed optimizer
+#: with overlapped gradient reduce-scatter and parameter gather), ``sft`` (full fine-tuning:
+#: the distributed optimizer without those overlaps) or ``lora`` (LoRA rank 16, alpha 32, on
+#: the fused QKV projection only). Added after the fitted GEMM constant (0.74) was fixed: held out.
+MEGATRON_BRIDGE_ROWS: tuple[tuple[str, str, str, str, str, int, int, int, int, int, int, int, int], ...] = (
+    ("mbridge_2511_llama3_70b", "25.11", "5776a6d90", "pretrain", "llama-3.1-70b", 64, 128, 8192, 4, 8, 1, 5, 1602),
+    ("mbridge_2511_llama31_405b", "25.11", "5776a6d90", "pretrain", "llama-3.1-405b", 1024, 512, 8192, 8, 8, 2, 8, 292),
+    ("mbridge_2604_llama3_70b", "26.04.01", "21d102f5e", "pretrain", "llama-3.1-70b", 64, 256, 8192, 4, 8, 1, 5, 1664),
+    ("mbridge_2604_llama31_405b", "26.04.01", "21d102f5e", "pretrain", "llama-3.1-405b", 1024, 1536, 8192, 8, 8, 2, 8, 328),
+    ("mbridge_2606_llama3_70b_sft", "26.06", "8f341b04f", "sft", "llama-3.1-70b", 32, 32, 4096, 4, 4, 1, 5, 1638),
+    ("mbridge_2606_llama3_70b_lora", "26.06", "8f341b04f", "lora", "llama-3.1-70b", 8, 32, 4096, 2, 4, 1, 20, 2643),
 )
 #: Megatron-Core pads the vocabulary to a multiple of make_vocab_size_divisible_by (128) × tp
 MEGATRON_VOCAB_MULTIPLE = 128
+#: Megatron-Bridge's LoRA for Llama 3 70B: dim 16, alpha 32 (llama3_70b_peft_config); the H100
+#: performance recipe targets linear_qkv only, one adapter on the fused projection. llmplan's Llama
+#: modules are q, k and v apart, so the plan has three adapters: two more h × 16 A matrices per
+#: layer, 0.03 % of the layer's FLOPs
+MBRIDGE_LORA = LoRA(rank=16, alpha=32, targets=("q_proj", "k_proj", "v_proj"))
 
 
 def _megatron_bridge() -> list[Run]:
-    """Megatron-Bridge's DGX-H100 Llama 3 70B / 3.1 405B FP8 pre-training throughput (NeMo 25.11, 26.04.01)."""
+    """Megatron-Bridge's DGX-H100 Llama 3 70B / 3.1 405B FP8 throughput: pre-training (NeMo 25.11,
+    26.04.01), full fine-tuning and LoRA (26.06)."""
     out = []
-    for key, container, commit, mid, gpus, batch, tp, pp, cp, vp, tps in MEGATRON_BRIDGE_ROWS:
+    for key, container, commit, task, mid, gpus, batch, seq, tp, pp, cp, vp, tps in MEGATRON_BRIDGE_ROWS:
         t = f"extra:runs.{key}"
         base = catalog.model(mid)
         multiple = MEGATRON_VOCAB_MULTIPLE * tp
@@ -1921,22 +1932,35 @@ def _megatron_bridge() -> list[Run]:
         big = base.layers > 100  # 405B: the embedding and the loss count as layers of the pipeline split
         name = "Llama 3.1 405B" if big else "Llama 3 70B"
         model = attrs.evolve(base, name=name, vocab=vocab)
+        kind = {"pretrain": "pretrain", "sft": "full-finetune", "lora": "lora"}[task]
+        what = {"pretrain": "", "sft": " SFT", "lora": " LoRA"}[task]
         plan = Plan(
-            name=f"{name} FP8 on {gpus} H100 (Megatron-Bridge {container})",
+            name=f"{name}{what} FP8 on {gpus} H100 (Megatron-Bridge {container})",
             model=model,
-            method=Method(kind="pretrain", tokens=THROUGHPUT_TOKENS, seq_len=8192, global_batch=batch),
+            method=Method(kind=kind, tokens=THROUGHPUT_TOKENS, seq_len=seq, global_batch=batch,
+                          lora=MBRIDGE_LORA if task == "lora" else None),
             precision=Precision(preset="fp8-mixed"),
             cluster=Cluster(gpu=catalog.gpu(H100), gpus=gpus),
             parallelism=Parallelism(
                 tp=tp, pp=pp, cp=cp, zero=1, micro_batch=1, recompute="none", pp_schedule="interleaved",
-                virtual_stages=vp, tp_comm_overlap=True,
+                virtual_stages=vp, tp_comm_overlap=True, dp_overlap=task == "pretrain",
                 account_for_embedding_in_pipeline_split=big, account_for_loss_in_pipeline_split=big,
             ),
         )
+        recipe = {
+            "pretrain": ("the distributed optimizer (zero = 1) with overlapped gradient reduce-scatter and parameter "
+                         "all-gather, bf16 gradient reduction, no activation recomputation, no CUDA graphs"),
+            "sft": ("full fine-tuning with the distributed optimizer (zero = 1) whose gradient reduction and parameter "
+                    "gather are not overlapped (overlap_grad_reduce = overlap_param_gather = false: dp_overlap = false), "
+                    "bf16 gradient reduction, no activation recomputation, Transformer Engine CUDA graphs of the MLP "
+                    "(CPU launch time, not modelled)"),
+            "lora": ("LoRA rank 16, alpha 32 on the fused QKV projection (as q, k and v adapters here), the frozen base "
+                     "in FP8 GEMMs, one data-parallel rank, no activation recomputation"),
+        }[task]
         out.append(
             Run(
                 id=key.replace("_", "-"),
-                label=f"{name} FP8, {gpus} H100, GBS {batch} (Megatron-Bridge {container})",
+                label=f"{name}{what} FP8, {gpus} H100, GBS {batch} (Megatron-Bridge {container})",
                 group="megatron-bridge-h100-fp8",
                 plan=plan,
                 refs=(
@@ -1946,21 +1970,22 @@ def _megatron_bridge() -> list[Run]:
                     Ref("cp", cp, f"{t}.cp"),
                     Ref("global_batch", batch, f"{t}.global_batch"),
                     Ref("micro_batch", 1, f"{t}.micro_batch"),
-                    Ref("seq_len", 8192, f"{t}.seq_len"),
+                    Ref("seq_len", seq, f"{t}.seq_len"),
                     Ref("tokens_per_sec_per_gpu", tps, f"{t}.tokens_per_sec_per_gpu"),
                 ),
                 layout="published",
                 assumptions=(
                     (f"published (the performance summary's {container} DGX-H100 row and the recipes at commit "
-                     f"{commit}): GPUs, global batch, micro-batch 1, sequence length 8192, tp {tp}, pp {pp}, cp {cp}, "
+                     f"{commit}): GPUs, global batch, micro-batch 1, sequence length {seq}, tp {tp}, pp {pp}, cp {cp}, "
                      f"{vp} virtual stages, FP8 with current (tensorwise) scaling, sequence parallelism, Transformer "
-                     "Engine's userbuffers TP overlap (tp_comm_overlap), the distributed optimizer (zero = 1) with "
-                     "overlapped gradient reduce-scatter and parameter all-gather, bf16 gradient reduction, no "
-                     "activation recomputation, no CUDA graphs"
+                     f"Engine's userbuffers TP overlap (tp_comm_overlap), {recipe}"
                      + ("; the embedding and the loss each count as a layer of the pipeline split (126 + 2 = 128 "
                         "layers on 64 virtual stages)" if big else "")),
                     (f"the vocabulary padded to a multiple of 128 × tp = {multiple} ({base.vocab} → {vocab}), "
-                     "Megatron-Core's rule with should_pad_vocab; mock data, so no data-loading cost"),
+                     "Megatron-Core's rule with should_pad_vocab; the performance scripts' default --data mock: "
+                     f"full {seq}-token sequences"
+                     + (" (the fine-tuning recipes' packed SQuAD is replaced by it)" if task != "pretrain" else "")
+                     + ", no data-loading cost"),
                     ("DGX-H100: 8 H100 SXM on NVLink 4 per node, eight 400 Gb/s InfiniBand NDR NICs (llmplan's "
                      "default network); the Model TFLOP/s column is not compared (its FLOP convention is the "
                      "recipe's own); tokens (300B) only set the run length"),

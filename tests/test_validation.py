@@ -518,22 +518,31 @@ MBRIDGE_RUNS = [r for r in RUNS if r.group == "megatron-bridge-h100-fp8"]
 
 def test_megatron_bridge_every_row_is_a_run_with_its_settings():
     rows = {k: v for k, v in _extra()["runs"].items() if k.startswith("mbridge_")}
-    assert sorted(r.id.replace("-", "_") for r in MBRIDGE_RUNS) == sorted(rows) and len(rows) == 4
+    assert sorted(r.id.replace("-", "_") for r in MBRIDGE_RUNS) == sorted(rows) and len(rows) == 6
     for r in MBRIDGE_RUNS:
-        row, par = rows[r.id.replace("-", "_")], r.plan.parallelism
-        assert row["fsdp"] == 0 and par.zero == 1 and par.sharding == "zero"  # the distributed optimizer
+        row, par, meth = rows[r.id.replace("-", "_")], r.plan.parallelism, r.plan.method
+        task = row.get("task", "pretrain")
+        assert row.get("fsdp", 0) == 0 and par.zero == 1 and par.sharding == "zero"  # the distributed optimizer
         assert (par.tp, par.pp, par.cp, par.v) == (row["tp"], row["pp"], row["cp"], row["vp"])
         assert par.pp_schedule == "interleaved" and par.recompute == "none" and par.sp and par.tp_comm_overlap
         assert r.plan.precision.dtype("compute") == "fp8" and r.plan.precision.dtype("grads") == "bf16"
-        assert r.plan.cluster.gpu.id == "h100-sxm" and r.plan.method.seq_len == row["seq_len"] == 8192
+        assert r.plan.cluster.gpu.id == "h100-sxm" and meth.seq_len == row["seq_len"]
+        assert row["seq_len"] == (8192 if task == "pretrain" else 4096)
+        # pre-training overlaps the gradient reduce-scatter and parameter gather; the fine-tuning
+        # recipes set overlap_grad_reduce = overlap_param_gather = false
+        assert par.dp_overlap is (task == "pretrain")
+        assert meth.kind == {"pretrain": "pretrain", "sft": "full-finetune", "lora": "lora"}[task]
+        if task == "lora":  # dim 16, alpha 32 on the fused QKV projection (q, k and v here)
+            assert (meth.lora.rank, meth.lora.alpha) == (16, 32)
+            assert set(meth.lora.targets) == {"q_proj", "k_proj", "v_proj"}
 
 
 def test_megatron_bridge_vocab_padding_and_405b_stages_by_hand():
-    """Megatron-Core pads 128,256 to a multiple of 128 × tp: 128,512 at tp 4 (1,004 × 128),
+    """Megatron-Core pads 128,256 to a multiple of 128 × tp: 128,512 at tp 4 (251 × 512),
     129,024 at tp 8 (126 × 1,024). The 405B's embedding and loss count as layers:
     (126 + 2) / 8 stages = 16, so the first and last stage hold 15 transformer layers."""
-    for r in MBRIDGE_RUNS:
+    for r in MBRIDGE_RUNS:  # and 128,256 itself at tp 2 (501 × 256)
         tp = r.plan.parallelism.tp
-        assert r.plan.model.vocab == {4: 128512, 8: 129024}[tp]
+        assert r.plan.model.vocab == {2: 128256, 4: 128512, 8: 129024}[tp]
         if r.plan.model.layers == 126:
             assert r.plan.parallelism.stage_layers(126) == (15,) + (16,) * 6 + (15,)

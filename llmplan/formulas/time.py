@@ -442,7 +442,13 @@ def define(q: Definitions) -> None:
         )
         T_dp = q.ref("communication.dp_seconds")
         T_cp = q.ref("communication.cp_seconds")
-        if plan.parallelism.zero == 3:
+        if not plan.parallelism.dp_overlap:
+            # [parallelism] dp_overlap = false (Megatron's overlap_grad_reduce / overlap_param_gather
+            # off, DeepSpeed's overlap_comm off): the reduction starts after the backward pass, the
+            # gathers when their layer needs them — none of it hidden
+            dp_exposed = T_dp
+            dp_src = "[parallelism] dp_overlap = false: no data-parallel traffic hidden"
+        elif plan.parallelism.zero == 3:
             # ZeRO-3 / FSDP prefetch each layer's gathers behind the compute of the same pass:
             # the forward all-gathers behind the forward pass, the backward's all-gathers and
             # reduce-scatters (and hybrid sharding's replica all-reduce) behind the backward

@@ -1,0 +1,76 @@
+"""``[parallelism] dp_overlap = false``: data-parallel traffic not overlapped with compute.
+
+Megatron-LM reduces gradients after the backward pass unless ``--overlap-grad-reduce`` is
+given, and gathers the distributed optimizer's updated shards after the step unless
+``--overlap-param-gather`` is; DeepSpeed's ``overlap_comm = false`` does the same for ZeRO.
+Then the whole data-parallel time is on the critical path — and, hidden behind nothing,
+takes no SMs from compute. The expected values below are that statement applied to the
+plan's own ``communication.dp_seconds``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import llmplan
+from llmplan import catalog
+from llmplan.errors import LlmplanError
+from llmplan.model import Dense
+from llmplan.plan import Cluster, Method, Parallelism, Plan, Precision
+
+MODEL = Dense(layers=32, hidden=4096, heads=32, ffn=11008, vocab=32000)
+
+
+def _plan(*, overlap=True, zero=1, gpus=32, accum=4) -> Plan:
+    return Plan(
+        model=MODEL,
+        method=Method(tokens=10**11, seq_len=4096, global_batch=gpus * accum),
+        precision=Precision(preset="bf16-mixed"),
+        cluster=Cluster(gpu=catalog.gpu("h100-sxm"), gpus=gpus),
+        parallelism=Parallelism(zero=zero, micro_batch=1, dp_overlap=overlap),
+    )
+
+
+def _v(est, key):
+    return float(est.value(key))
+
+
+@pytest.mark.parametrize("zero", [0, 1, 2, 3])
+def test_no_overlap_exposes_all_of_it_and_charges_no_sms(zero):
+    on, off = llmplan.estimate(_plan(zero=zero)), llmplan.estimate(_plan(zero=zero, overlap=False))
+    T_dp = _v(off, "communication.dp_seconds")
+    assert T_dp == pytest.approx(_v(on, "communication.dp_seconds"), rel=1e-12) and T_dp > 0
+    assert _v(off, "communication.dp_exposed_seconds") == pytest.approx(T_dp, rel=1e-12)
+    assert _v(off, "time.comm_contention_seconds") == 0  # nothing hidden, nothing to share SMs with
+    # on 4 nodes with 4 micro-batches the overlapped traffic hides entirely
+    assert _v(on, "communication.dp_exposed_seconds") == pytest.approx(0, abs=1e-12)
+    # the step grows by the traffic, less the SM share the hidden traffic cost before
+    grown = _v(off, "time.step_seconds") - _v(on, "time.step_seconds")
+    assert grown == pytest.approx(T_dp - _v(on, "time.comm_contention_seconds"), rel=1e-9)
+
+
+def test_default_is_overlapped_and_round_trips():
+    from llmplan.serialize import dump, loads
+
+    assert Parallelism().dp_overlap is True
+    text = dump(_plan(overlap=False))
+    assert "dp_overlap = false" in text
+    assert loads(text).parallelism.dp_overlap is False
+    with pytest.raises(LlmplanError, match=r"dp_overlap.*'no' is not true or false"):
+        Parallelism(dp_overlap="no")
+
+
+def test_a_sweep_carries_it():
+    import numpy as np
+
+    from llmplan.search import _plan_for
+    from llmplan.sweep import sweep
+
+    base = _plan(overlap=False)
+    sw = sweep(base, tp=[1, 2], pp=[1], micro_batch=[1], gpus=[32], zero=[0, 1, 3], recompute=["none"])
+    rows = sw.rows(np.where(sw.valid)[0])
+    assert {r["zero"] for r in rows} == {0, 1, 3}
+    for row in rows:
+        plan = _plan_for(base, row)
+        assert plan.parallelism.dp_overlap is False
+        assert row["time.step_seconds"] == pytest.approx(_v(llmplan.estimate(plan), "time.step_seconds"), rel=1e-9)
