@@ -65,10 +65,11 @@ def test_doc_example_output_is_current(doc, cmd, expected, capsys, monkeypatch):
         assert got == expected, f"{doc}: re-run `{cmd}` and update the block"
 
 
-#: example plans whose header comment quotes llmplan's own prediction: (file, quantity, unit)
+#: example plans whose header comment quotes llmplan's own prediction: file → the
+#: ``llmplan.validation.METRICS`` key of the quoted number
 QUOTED = {
-    "llama3-405b-pretrain.toml": ("time.tflops_per_gpu", "TFLOP/s per GPU"),
-    "llama3-70b-fp8-h100-megatron-bridge.toml": ("tokens_per_gpu_per_second", "tokens/s per GPU"),
+    "llama3-405b-pretrain.toml": "tflops_per_gpu",
+    "llama3-70b-fp8-h100-megatron-bridge.toml": "tokens_per_sec_per_gpu",
 }
 
 
@@ -77,16 +78,12 @@ def test_example_comments_quote_the_current_prediction(name):
     """A header comment's "llmplan … predicts about N" is the current estimate, within the
     rounding of "about" (2 %); the examples are plans users copy, with claims they read."""
     import llmplan
+    from llmplan.validation import METRICS
 
     path = ROOT / "examples" / name
     quoted = re.search(r"predicts about ([\d,]+)", path.read_text(encoding="utf-8"))
     assert quoted, f"{name}: no 'predicts about N' in its comments"
     value = float(quoted.group(1).replace(",", ""))
     plan = llmplan.load(path)
-    est = llmplan.estimate(plan)
-    key, _unit = QUOTED[name]
-    if key == "tokens_per_gpu_per_second":
-        predicted = plan.method.global_batch * plan.method.seq_len / float(est.value("time.step_seconds")) / plan.cluster.gpus
-    else:
-        predicted = float(est.value(key))
+    predicted = METRICS[QUOTED[name]].predict(llmplan.estimate(plan), plan)
     assert value == pytest.approx(predicted, rel=0.02)

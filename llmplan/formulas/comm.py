@@ -19,13 +19,15 @@ al. 2022 §4.2.2 (SP turns each all-reduce into reduce-scatter + all-gather of t
 same volume); Lepikhin et al. 2020 (EP: dispatch and combine all-to-all forward,
 again backward); Liu et al. 2023 ring attention (CP passes K/V around the ring).
 
-Overlap (explicit): DP gradient traffic hides behind the backward pass (bucketed
-all-reduce / reduce-scatter, PyTorch DDP and Megatron's overlap_grad_reduce) and
-only the part longer than the backward compute is exposed; CP's K/V passes hide
-behind the attention compute of the previous block; TP, EP and PP traffic is on
-the critical path (exposed), as in Megatron-LM without communication overlap
-tuning — except under DualPipe, where EP and PP traffic overlaps the paired chunk's
-compute (:func:`llmplan.formulas.time.dualpipe_exposed`).
+Overlap (explicit, applied in :mod:`llmplan.formulas.time`): DP gradient traffic hides
+behind the backward pass (bucketed all-reduce / reduce-scatter, PyTorch DDP and
+Megatron's overlap_grad_reduce) and only the part longer than the backward compute is
+exposed (all of it with ``[parallelism] dp_overlap = false``); CP's K/V passes hide
+behind the attention compute of the previous block; TP traffic is on the critical path
+unless ``tp_comm_overlap`` runs each collective under its GEMM
+(:func:`tp_exposed_overlapped`); EP and PP traffic is on the critical path, as in
+Megatron-LM without communication overlap tuning — except under DualPipe, where it
+overlaps the paired chunk's compute (:func:`llmplan.formulas.time.dualpipe_exposed`).
 
 Models with routing groups (``[model.moe] route_groups``) use DeepSeek-V3's
 node-limited dispatch (:func:`group_limited_all_to_all`; report §2.1.2, §3.2.2).

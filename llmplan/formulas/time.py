@@ -16,9 +16,11 @@
   DualPipe's ``(p/2 − 1)(F&B + B − 3W)`` (DeepSeek-V3 report Table 2,
   :func:`define_dualpipe_bubble`), which also overlaps EP and PP traffic with compute
   (:func:`dualpipe_exposed`) and gives ``comm_sms`` SMs to communication;
-* ``T_exposed`` — TP, PP and EP traffic in full, DP traffic beyond the backward pass
-  it overlaps (2/3 of ``T_comp``; ZeRO-3: each pass's traffic beyond that pass's FLOP
-  share), CP traffic beyond the attention compute;
+* ``T_exposed`` — PP and EP traffic in full; TP traffic in full, or under
+  ``tp_comm_overlap`` each collective beyond its GEMM (:func:`llmplan.formulas.comm.tp_overlap_exposed`);
+  DP traffic beyond the backward pass it overlaps (2/3 of ``T_comp``; ZeRO-3: each pass's
+  traffic beyond that pass's FLOP share; all of it with ``dp_overlap = false``), CP traffic
+  beyond the attention compute;
 * ``T_opt`` — the optimizer reads and writes every state byte it owns once
   (memory-bandwidth bound);
 * ``T_ccl`` — the SMs hidden DP/CP collectives take from the compute they overlap
@@ -623,9 +625,10 @@ def comm_contention(T_dp, T_rep, T_dpx, T_cp, T_cpx) -> sympy.Expr:
     shard-group part (``n_ccl``) counted first, hybrid sharding's replica all-reduce
     (``T_rep``, ``n_ccr``) in what is left; the context-parallel exchange's hidden time is
     ``T_cp − T_cpx`` (``communication.cp_exposed_seconds``, ``n_ccp``). Approximations: all of a collective's CTAs run for its whole
-    duration; the memory bandwidth it uses is not charged; TP, PP and EP traffic is exposed
-    (no overlap, no contention); under DualPipe the EP/PP kernels' SMs are
-    ``time.comm_sm_slowdown``'s.
+    duration; the memory bandwidth it uses is not charged; PP and EP traffic is exposed
+    (no overlap, no contention), and so is TP's unless ``tp_comm_overlap``, whose
+    copy-engine transfers take no SMs (:func:`llmplan.formulas.comm.tp_overlap_exposed`);
+    under DualPipe the EP/PP kernels' SMs are ``time.comm_sm_slowdown``'s.
     """
     from ..symbols import n_ccl, n_ccp, n_ccr, n_sm
 
