@@ -333,6 +333,7 @@ PARAM_SYMBOLS: dict[str, tuple[str, str, str]] = {
     "f_fwd": ("f_fwd", "f_{fwd}", "the forward pass's share of the step's FLOPs"),
     "T_c": ("T_c", "T_{c}", "one all-gather or reduce-scatter, s"),
     "T_g": ("T_g", "T_{g}", "the GEMM it feeds or drains, s"),
+    "layers": ("L_st", "L_{st}", "layers on the pipeline stage"),
 }
 
 #: Arguments that select a *case* (positional or keyword): the baseline value, and the

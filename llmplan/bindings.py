@@ -353,6 +353,8 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
             S.L_max: max(stages),
             S.L_last: stages[-1],
             S.i_pp: 0,
+            # [parallelism] recompute_layers (bound, unused, without it: the formulas then recompute every layer)
+            S.n_rc: par.recompute_layers or 0,
             S.n_node: cl.per_node,
             S.q_w: prec.bytes("weights"),
             S.q_g: prec.bytes("grads"),

@@ -269,6 +269,8 @@ def cmd_search(args) -> int:
 def _search_table(layouts: list[dict[str, Any]]) -> str:
     """The ranked layouts (``!``: unsupported by the usual frameworks), then each warning
     once with the numbers of the layouts that carry it."""
+    from .search import recompute_label
+
     n = max(2, len(str(len(layouts))))
     out = [
         f"{'#':>{n + 1}} {'gpu':<14}{'gpus':>6}{'tp':>4}{'pp':>4}{'v':>3}{'cp':>4}{'ep':>4}{'dp':>6}{'zero':>5}{'mb':>4}  "
@@ -279,7 +281,7 @@ def _search_table(layouts: list[dict[str, Any]]) -> str:
         cost = r["cost"]["total"]
         out.append(
             f"{i:>{n}}{'!' if r['unsupported'] else ' '} {r['cluster']['gpu']:<14}{r['cluster']['gpus']:>6}{p['tp']:>4}{p['pp']:>4}{(p['virtual_stages'] or 1):>3}{p['cp']:>4}{p['ep']:>4}{p['dp']:>6}{p['zero']:>5}{p['micro_batch']:>4}  "
-            f"{p['recompute']:<10}{p['pp_schedule']:<12}{r['time']['days']:>9.2f}{r['time']['mfu']:>7.1%}{r['memory']['per_gpu']['total'] / 2**30:>9.1f}"
+            f"{recompute_label(p):<10}{p['pp_schedule']:<12}{r['time']['days']:>9.2f}{r['time']['mfu']:>7.1%}{r['memory']['per_gpu']['total'] / 2**30:>9.1f}"
             f"{(f'{cost:,.0f} ' + r['cost']['currency']) if cost is not None else '—':>14}"
         )
     carriers: dict[str, list[int]] = {}

@@ -824,8 +824,10 @@ def _print_unsupported(report: dict[str, Any], indent: str = "  ") -> None:
 
 
 def _layout_text(p: dict[str, Any]) -> str:
+    from .search import recompute_label
+
     v = f" v{p['virtual_stages']}" if p.get("virtual_stages") else ""
-    return f"tp {p['tp']} · pp {p['pp']}{v} · cp {p['cp']} · dp {p['dp']} · ZeRO-{p['zero']} · mb {p['micro_batch']} · recompute {p['recompute']}"
+    return f"tp {p['tp']} · pp {p['pp']}{v} · cp {p['cp']} · dp {p['dp']} · ZeRO-{p['zero']} · mb {p['micro_batch']} · recompute {recompute_label(p)}"
 
 
 def _json_or_none(args, r: dict, key: str) -> int | None:

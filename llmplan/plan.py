@@ -798,6 +798,18 @@ class Parallelism(_Checked):
             ``()`` recomputes nothing. Ignored (with a warning) unless ``recompute =
             "selective"``; each module's stored bytes and recomputed FLOPs are in
             ``docs/concepts.md#recompute-modules``.
+        recompute_layers: with ``recompute = "full"``, recompute only this many layers of
+            each pipeline stage's model chunk (each of the ``v`` chunks of an interleaved
+            stage), the first ones, and let the others store all their activations:
+            Megatron-LM's ``--recompute-method block --recompute-num-layers N``
+            (Megatron-Bridge / NeMo ``recompute_method = "block"``, ``recompute_num_layers``).
+            ``N`` at or above a chunk's layer count recomputes all of them. Default (``None``):
+            every layer. The fraction of layers recomputed is
+            :func:`llmplan.formulas.flops.recomputed_layer_fraction`; it scales the recomputed
+            FLOPs, the recomputed collectives and the activations stored
+            (``docs/concepts.md#partial-recompute``). Ignored (with a warning) unless
+            ``recompute = "full"``. Megatron's ``uniform`` method (checkpoints of N layers
+            at once) is not modelled: with N = 1 it is ``recompute = "full"``.
         flash_attention: no stored s² attention scores (Dao et al. 2022).
         attention_kernel: which fused attention kernel runs (:data:`ATTENTION_KERNELS`;
             ``flash_attention = true`` only): ``flash2`` (default; FlashAttention-2, also
@@ -874,6 +886,7 @@ class Parallelism(_Checked):
     sequence_parallel: bool | None = None
     recompute: str = "none"
     recompute_modules: tuple[str, ...] | None = attrs.field(default=None, converter=_module_tuple)
+    recompute_layers: int | None = None
     flash_attention: bool = True
     attention_kernel: str = "flash2"
     pp_schedule: str = "1f1b"
@@ -952,6 +965,11 @@ class Parallelism(_Checked):
         return DEFAULT_RECOMPUTE_MODULES if self.recompute_modules is None else tuple(self.recompute_modules)
 
     @property
+    def partial_recompute(self) -> bool:
+        """Whether full recomputation covers only ``recompute_layers`` layers per model chunk."""
+        return self.recompute == "full" and self.recompute_layers is not None
+
+    @property
     def communication_sms(self) -> int:
         """SMs dedicated to communication in force: ``comm_sms``, the DualPipe default, or 0."""
         if self.pp_schedule != "dualpipe":
@@ -1001,6 +1019,8 @@ class Parallelism(_Checked):
                              "states (allowed: 0 = NO_SHARD, 2 = SHARD_GRAD_OP, 3 = FULL_SHARD)"))
         _choice(self, "recompute", ("none", "selective", "full"), p)
         _recompute_modules(self.recompute_modules, p)
+        if self.recompute_layers is not None:
+            _pos_int(self, "recompute_layers", p)
         _choice(self, "pp_schedule", PP_SCHEDULES, p)
         _choice(self, "offload", ("none", "optimizer", "optimizer+params"), p)
         _choice(self, "framework", FRAMEWORKS, p)

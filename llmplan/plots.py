@@ -100,12 +100,14 @@ def _report(obj: Any) -> dict[str, Any]:
 
 
 def _label(rep: Mapping[str, Any], i: int) -> str:
+    from .search import recompute_label
+
     par = rep.get("parallelism")
     if par:
         v = f" v{par['virtual_stages']}" if par.get("virtual_stages") else ""
         cl = rep.get("cluster", {})
         head = f"{cl.get('gpus', '')} × {cl.get('gpu', '')}\n" if cl else ""
-        return f"{head}tp{par['tp']} pp{par['pp']}{v} dp{par['dp']}\nZeRO-{par['zero']} {par['recompute']}"
+        return f"{head}tp{par['tp']} pp{par['pp']}{v} dp{par['dp']}\nZeRO-{par['zero']} {recompute_label(par)}"
     return rep.get("name") or f"plan {i + 1}"
 
 

@@ -66,6 +66,14 @@ UNSUPPORTED = (
 )
 
 
+def recompute_label(par: dict[str, Any]) -> str:
+    """A searched layout's recomputation in one word: ``none``, ``selective``, ``full``, or
+    ``full(N)`` for full recomputation of the first ``N`` layers of each model chunk
+    (``recompute_layers``)."""
+    n = par.get("recompute_layers")
+    return f"{par['recompute']}({n})" if n else par["recompute"]
+
+
 def _pow2_upto(n: int) -> list[int]:
     out, x = [], 1
     while x <= n:
@@ -92,6 +100,9 @@ def layout_space(plan: Plan, gpus: Sequence[int]) -> dict[str, list]:
         "gpus": list(gpus),
         "zero": [0, 2, 3] if plan.parallelism.sharding == "fsdp" else [0, 1, 2, 3],  # FSDP has no ZeRO-1
         "recompute": ["none", "selective", "full"],
+        # full recomputation of every layer, or of the first 1, 2, 4, … of each model chunk
+        # (Megatron's block method): the fewest that fit trade memory for the least compute
+        "recompute_layers": [None] + _pow2_upto(max(1, model.layers // 2)),
         "pp_schedule": pipeline_schedules(plan, pp),
         "offload": ["none"],
     }
@@ -246,7 +257,7 @@ def search(
         p = _plan_for(base, row)
         est = estimate(p)
         rep = est.report()
-        rep["parallelism"] = {k: getattr(p.parallelism, k) for k in ("tp", "pp", "cp", "ep", "zero", "micro_batch", "recompute", "pp_schedule", "virtual_stages", "offload")}
+        rep["parallelism"] = {k: getattr(p.parallelism, k) for k in ("tp", "pp", "cp", "ep", "zero", "micro_batch", "recompute", "recompute_layers", "pp_schedule", "virtual_stages", "offload")}
         rep["parallelism"]["comm_sms"] = p.parallelism.communication_sms if p.parallelism.pp_schedule == "dualpipe" else None
         rep["parallelism"]["dp"] = int(est.values[S.n_dp])
         rep["parallelism"]["sequence_parallel"] = p.parallelism.sp
@@ -354,6 +365,8 @@ def _plan_for(base: Plan, row: dict) -> Plan:
         # the plan's comm_sms goes with DualPipe only (an error with any other schedule)
         comm_sms=base.parallelism.comm_sms if row["pp_schedule"] == "dualpipe" else None,
         offload=row["offload"],
+        # 0: every layer (recompute = "full") or not applicable
+        recompute_layers=int(row.get("recompute_layers", 0)) or None if row["recompute"] == "full" else None,
         **Parallelism.UNSEARCHED,  # an even split, sharded over the whole data-parallel group
     )
     return attrs.evolve(base, cluster=attrs.evolve(base.cluster, gpus=int(row["gpus"])), parallelism=par)

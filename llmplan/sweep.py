@@ -7,6 +7,11 @@ structure) are compiled with ``lambdify`` to numpy and called with arrays, so
 Structural axes (``zero``, ``recompute``, ``pp_schedule``, ``offload``) are
 looped over; each of their combinations is one vectorised call.
 
+``recompute_layers`` (``[parallelism] recompute_layers``: positive counts, ``None`` for every
+layer) applies to the ``recompute = "full"`` rows; the other rows carry 0 in that column, as
+do the full rows that recompute every layer (``None``). With ``None`` on the axis, a count that
+covers every layer of a model chunk duplicates that row and is marked invalid.
+
 Layouts that break a rule (tp must divide heads, dp·tp·pp·cp = gpus, the global
 batch must be a multiple of dp × micro_batch, ep must divide experts and dp, pp ≤
 layers) are marked invalid in ``valid``; ``fits`` says whether memory fits.
@@ -33,7 +38,7 @@ from .plan import Parallelism, Plan
 
 __all__ = ["Sweep", "sweep", "NUMERIC_AXES", "STRUCTURAL_AXES"]
 
-NUMERIC_AXES = ("tp", "pp", "cp", "ep", "micro_batch", "gpus", "virtual_stages")
+NUMERIC_AXES = ("tp", "pp", "cp", "ep", "micro_batch", "gpus", "virtual_stages", "recompute_layers")
 STRUCTURAL_AXES = ("zero", "recompute", "pp_schedule", "offload")
 KEEP = ("all", "valid", "fits")
 
@@ -107,7 +112,8 @@ def _link_arrays(plan: Plan, span: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def sweep(plan: Plan, keep: str = "all", **axes: Sequence[Any]) -> Sweep:
     """Evaluate ``plan`` for every combination of the given layout axes.
 
-    Numeric axes: ``tp, pp, cp, ep, micro_batch, gpus, virtual_stages``;
+    Numeric axes: ``tp, pp, cp, ep, micro_batch, gpus, virtual_stages, recompute_layers``
+    (positive counts or ``None``; 0 in the layout where every layer or none is recomputed);
     structural: ``zero, recompute, pp_schedule, offload``. An axis not given
     keeps the plan's value. ``dp`` follows as gpus ÷ (tp·pp·cp).
 
@@ -132,12 +138,18 @@ def sweep(plan: Plan, keep: str = "all", **axes: Sequence[Any]) -> Sweep:
         "micro_batch": par.micro_batch,
         "gpus": cl.gpus,
         "virtual_stages": par.virtual_stages or 2,
+        "recompute_layers": par.recompute_layers,
         "zero": par.zero,
         "recompute": par.recompute,
         "pp_schedule": par.pp_schedule,
         "offload": par.offload,
     }
     values = {k: list(axes[k]) if k in axes else [base[k]] for k in base}
+    for n in values["recompute_layers"]:
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+            raise LlmplanError(f"sweep axis recompute_layers: {n!r} is not a positive integer or None (every layer)")
+    counts = sorted({int(n) for n in values["recompute_layers"] if n is not None})
+    every = None in values["recompute_layers"]
     if values["gpus"] == [None]:
         from .errors import PlanError, Problem
 
@@ -158,18 +170,23 @@ def sweep(plan: Plan, keep: str = "all", **axes: Sequence[Any]) -> Sweep:
             numeric["pp"] = [p for p in numeric["pp"] if p > 1]
             if not numeric["pp"]:
                 continue
-        # every combination, in itertools.product order (the last axis varies fastest)
-        mesh = np.meshgrid(*(np.asarray(v, dtype=np.int64) for v in numeric.values()), indexing="ij")
-        cols = {k: a.ravel() for k, a in zip(NUMERIC_AXES, mesh)}
-        enumerated += cols["tp"].size
-        # formulas differ structurally for pp = 1 and cp > 1: evaluate those groups apart
-        for single, ctx in itertools.product((True, False), (False, True)):
-            sel = (cols["pp"] == 1) == single
-            sel &= (cols["cp"] > 1) == ctx
-            if not sel.any():
-                continue
-            sub = {k: v[sel] for k, v in cols.items()}
-            parts.append(_evaluate_group(plan, params, sdict, sub, keep))
+        # recompute_layers: every layer (0) and the partial counts are two structures
+        groups = [[0], counts] if sdict["recompute"] == "full" and every and counts else [
+            counts if sdict["recompute"] == "full" and counts else [0]]
+        for rl in groups:
+            numeric["recompute_layers"] = rl
+            # every combination, in itertools.product order (the last axis varies fastest)
+            mesh = np.meshgrid(*(np.asarray(v, dtype=np.int64) for v in numeric.values()), indexing="ij")
+            cols = {k: a.ravel() for k, a in zip(NUMERIC_AXES, mesh)}
+            enumerated += cols["tp"].size
+            # formulas differ structurally for pp = 1 and cp > 1: evaluate those groups apart
+            for single, ctx in itertools.product((True, False), (False, True)):
+                sel = (cols["pp"] == 1) == single
+                sel &= (cols["cp"] > 1) == ctx
+                if not sel.any():
+                    continue
+                sub = {k: v[sel] for k, v in cols.items()}
+                parts.append(_evaluate_group(plan, params, sdict, sub, keep, dedupe=every))
     layout = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
     results = {k: np.concatenate([np.broadcast_to(p[1][k], p[2].shape) for p in parts]) for k in parts[0][1]}
     valid = np.concatenate([p[2] for p in parts])
@@ -194,6 +211,8 @@ def _template(plan: Plan, sdict: dict, sub: dict) -> Plan:
         offload=sdict["offload"],
         sequence_parallel=plan.parallelism.sp_with_tp,  # what the group's tp > 1 layouts run (the template's tp is 1)
         virtual_stages=None,
+        # the group's recompute_layers structure (its counts are bound per row)
+        recompute_layers=int(sub["recompute_layers"][0]) or None if sdict["recompute"] == "full" else None,
         **Parallelism.UNSEARCHED,  # an even split, sharded over the whole data-parallel group
     )
     gpus = int(sub["pp"][0] * sub["cp"][0])
@@ -222,17 +241,19 @@ def unchecked_evolve(plan: Plan, **changes: Any) -> Plan:
     return obj
 
 
-def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict, keep: str = "all"):
+def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict, keep: str = "all", dedupe: bool = False):
     template = _template(plan, sdict, sub)
     q = definitions(template)
     vals, _ = plan_values(template, params.total, params.active)
     model = plan.model
-    tp, pp, cp, ep, mb, gpus, vs = (sub[k] for k in NUMERIC_AXES)
+    tp, pp, cp, ep, mb, gpus, vs, rl = (sub[k] for k in NUMERIC_AXES)
     B = vals[S.B]
     valid = (model.heads % tp == 0) & (pp <= model.layers) & (gpus % (tp * pp * cp) == 0)
     dp = np.maximum(gpus // (tp * pp * cp), 1)
     valid &= (B % (dp * mb)) == 0
     valid &= pp * vs <= model.layers
+    if dedupe and template.parallelism.partial_recompute:  # the row recomputing every layer is there
+        valid &= pp * vs * rl < model.layers
     if model.is_moe:
         valid &= (model.moe.experts % ep == 0) & (dp % ep == 0)
     else:
@@ -244,7 +265,7 @@ def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict, keep: str = "all
         valid &= (pp % 2 == 0) & (m % 2 == 0)
     if keep != "all":  # drop the invalid rows before any formula runs
         sub = {k: v[valid] for k, v in sub.items()}
-        tp, pp, cp, ep, mb, gpus, vs = (sub[k] for k in NUMERIC_AXES)
+        tp, pp, cp, ep, mb, gpus, vs, rl = (sub[k] for k in NUMERIC_AXES)
         dp, m, valid = dp[valid], m[valid], valid[valid]
     vals.update(
         {
@@ -264,6 +285,7 @@ def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict, keep: str = "all
             S.L_max: -(-model.layers // pp),
             S.L_last: model.layers // pp,
             S.i_pp: 0,
+            S.n_rc: rl,
             S.t_e: tp if plan.parallelism.etp is None else np.full(tp.shape, plan.parallelism.etp),
         }
     )
@@ -284,6 +306,9 @@ def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict, keep: str = "all
 
     vals[S.n_epn], vals[S.n_epl] = ep_node_layout(template, tp, cp, ep)
     vals[S.W_epl], vals[S.alpha_epl] = ep_intra_link(template, tp, cp, ep)
+    # the formulas run in float64: an int64 array times a large integer (peak FLOP/s × gpus
+    # reaches 1.6e19 on 16,384 H100s) would wrap around silently
+    vals = {k: v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype.kind in "iu" else v for k, v in vals.items()}
     layout = dict(sub)
     layout["dp"] = dp
     layout["micro_batches"] = m

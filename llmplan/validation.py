@@ -1904,6 +1904,7 @@ MEGATRON_BRIDGE = (
 #: the distributed optimizer without those overlaps) or ``lora`` (LoRA rank 16, alpha 32, on
 #: the fused QKV projection only). Added after the fitted GEMM constant (0.74) was fixed: held out.
 MEGATRON_BRIDGE_ROWS: tuple[tuple[str, str, str, str, str, int, int, int, int, int, int, int, int], ...] = (
+    ("mbridge_2511_llama3_8b", "25.11", "5776a6d90", "pretrain", "llama-3.1-8b", 8, 128, 8192, 1, 1, 1, 0, 14451),
     ("mbridge_2511_llama3_70b", "25.11", "5776a6d90", "pretrain", "llama-3.1-70b", 64, 128, 8192, 4, 8, 1, 5, 1602),
     ("mbridge_2511_llama31_405b", "25.11", "5776a6d90", "pretrain", "llama-3.1-405b", 1024, 512, 8192, 8, 8, 2, 8, 292),
     ("mbridge_2604_llama3_70b", "26.04.01", "21d102f5e", "pretrain", "llama-3.1-70b", 64, 256, 8192, 4, 8, 1, 5, 1664),
@@ -1918,11 +1919,21 @@ MEGATRON_VOCAB_MULTIPLE = 128
 #: modules are q, k and v apart, so the plan has three adapters: two more h × 16 A matrices per
 #: layer, 0.03 % of the layer's FLOPs
 MBRIDGE_LORA = LoRA(rank=16, alpha=32, targets=("q_proj", "k_proj", "v_proj"))
+#: Rows whose layout differs from the 70B / 405B recipes'. Llama 3 8B on 8 H100 (25.11): the
+#: summary's table gives FSDP = 1 (Megatron-FSDP: ZeRO-3 sharding of parameters, gradients and
+#: optimizer states) and no pipeline; the H100 FP8 preset at that commit
+#: (LLAMA3_8B_PRETRAIN_CONFIG_H100_FP8_CS_BASE_CONFIG) sets recompute_num_layers = 5, which the
+#: scripts apply as recompute_granularity = "full", recompute_method = "block"
+#: (utils/overrides.py): the first 5 of the 32 layers recomputed
+MBRIDGE_LAYOUTS: dict[str, dict] = {
+    "mbridge_2511_llama3_8b": dict(zero=3, sharding="fsdp", recompute="full", recompute_layers=5, pp_schedule="1f1b"),
+}
+MBRIDGE_NAMES = {"llama-3.1-8b": "Llama 3 8B", "llama-3.1-70b": "Llama 3 70B", "llama-3.1-405b": "Llama 3.1 405B"}
 
 
 def _megatron_bridge() -> list[Run]:
-    """Megatron-Bridge's DGX-H100 Llama 3 70B / 3.1 405B FP8 throughput: pre-training (NeMo 25.11,
-    26.04.01), full fine-tuning and LoRA (26.06)."""
+    """Megatron-Bridge's DGX-H100 Llama 3 8B / 70B / 3.1 405B FP8 throughput: pre-training (NeMo
+    25.11, 26.04.01), full fine-tuning and LoRA (26.06)."""
     out = []
     for key, container, commit, task, mid, gpus, batch, seq, tp, pp, cp, vp, tps in MEGATRON_BRIDGE_ROWS:
         t = f"extra:runs.{key}"
@@ -1930,7 +1941,8 @@ def _megatron_bridge() -> list[Run]:
         multiple = MEGATRON_VOCAB_MULTIPLE * tp
         vocab = -(-base.vocab // multiple) * multiple
         big = base.layers > 100  # 405B: the embedding and the loss count as layers of the pipeline split
-        name = "Llama 3.1 405B" if big else "Llama 3 70B"
+        name = MBRIDGE_NAMES[mid]
+        layout = MBRIDGE_LAYOUTS.get(key, dict(zero=1, recompute="none", pp_schedule="interleaved", virtual_stages=vp))
         model = attrs.evolve(base, name=name, vocab=vocab)
         kind = {"pretrain": "pretrain", "sft": "full-finetune", "lora": "lora"}[task]
         what = {"pretrain": "", "sft": " SFT", "lora": " LoRA"}[task]
@@ -1942,12 +1954,18 @@ def _megatron_bridge() -> list[Run]:
             precision=Precision(preset="fp8-mixed"),
             cluster=Cluster(gpu=catalog.gpu(H100), gpus=gpus),
             parallelism=Parallelism(
-                tp=tp, pp=pp, cp=cp, zero=1, micro_batch=1, recompute="none", pp_schedule="interleaved",
-                virtual_stages=vp, tp_comm_overlap=True, dp_overlap=task == "pretrain",
+                tp=tp, pp=pp, cp=cp, micro_batch=1, **layout, tp_comm_overlap=True, dp_overlap=task == "pretrain",
                 account_for_embedding_in_pipeline_split=big, account_for_loss_in_pipeline_split=big,
             ),
         )
         recipe = {
+            "pretrain8b": ("Megatron-FSDP (the table's FSDP = 1: parameters, gradients and optimizer states sharded "
+                           "over the 8 GPUs, zero = 3 with sharding = \"fsdp\") with overlapped gathers and "
+                           "reduce-scatters, full recomputation of the first 5 of the 32 layers (the preset's "
+                           "recompute_num_layers = 5, which the scripts run as Megatron's block method: "
+                           "recompute_layers = 5), bf16 gradient reduction, no CUDA graphs; the preset itself sets no "
+                           "FSDP — with the distributed optimizer (zero = 1) instead llmplan predicts 12,104 tokens/s "
+                           "(−16.2 %)"),
             "pretrain": ("the distributed optimizer (zero = 1) with overlapped gradient reduce-scatter and parameter "
                          "all-gather, bf16 gradient reduction, no activation recomputation, no CUDA graphs"),
             "sft": ("full fine-tuning with the distributed optimizer (zero = 1) whose gradient reduction and parameter "
@@ -1956,7 +1974,7 @@ def _megatron_bridge() -> list[Run]:
                     "(CPU launch time, not modelled)"),
             "lora": ("LoRA rank 16, alpha 32 on the fused QKV projection (as q, k and v adapters here), the frozen base "
                      "in FP8 GEMMs, one data-parallel rank, no activation recomputation"),
-        }[task]
+        }["pretrain8b" if key in MBRIDGE_LAYOUTS else task]
         out.append(
             Run(
                 id=key.replace("_", "-"),
@@ -1977,8 +1995,10 @@ def _megatron_bridge() -> list[Run]:
                 assumptions=(
                     (f"published (the performance summary's {container} DGX-H100 row and the recipes at commit "
                      f"{commit}): GPUs, global batch, micro-batch 1, sequence length {seq}, tp {tp}, pp {pp}, cp {cp}, "
-                     f"{vp} virtual stages, FP8 with current (tensorwise) scaling, sequence parallelism, Transformer "
-                     f"Engine's userbuffers TP overlap (tp_comm_overlap), {recipe}"
+                     + ("FP8 with current (tensorwise) scaling, data parallelism only, " if tp == pp == 1 else
+                        f"{vp} virtual stages, FP8 with current (tensorwise) scaling, sequence parallelism, Transformer "
+                        "Engine's userbuffers TP overlap (tp_comm_overlap), ")
+                     + recipe
                      + ("; the embedding and the loss each count as a layer of the pipeline split (126 + 2 = 128 "
                         "layers on 64 virtual stages)" if big else "")),
                     (f"the vocabulary padded to a multiple of 128 × tp = {multiple} ({base.vocab} → {vocab}), "

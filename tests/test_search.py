@@ -158,3 +158,21 @@ def test_search_without_a_price_for_every_type_ranks_by_gpu_hours():
     assert any(n.startswith("h200-sxm: not priced") for n in r["notes"])
     hours = [rep["time"]["gpu_hours"] for rep in r["layouts"] if not rep["unsupported"]]
     assert hours == sorted(hours)
+
+
+def test_rows_at_sixteen_thousand_gpus_equal_the_scalar_estimate():
+    # peak × gpus = 989.4e12 × 16,384 ≈ 1.6e19 exceeds int64 (9.2e18): integer layout arrays
+    # multiplied by the integer peak once wrapped around and gave negative step times
+    from llmplan.search import _free_plan, _plan_for
+
+    plan = llmplan.load(ROOT / "examples/llama3-405b-pretrain.toml")
+    base = _free_plan(plan, plan.cluster)
+    sw = sweep(base, tp=[1, 8], pp=[16, 32], cp=[1], micro_batch=[1, 2], gpus=[16384], zero=[1], recompute=["full"],
+               pp_schedule=["1f1b"])
+    rows = sw.rows(np.where(sw.valid)[0])
+    assert len(rows) == 8
+    for row in rows:
+        est = llmplan.estimate(_plan_for(base, row))
+        assert row["time.step_seconds"] > 0
+        for key in ("time.step_seconds", "time.compute_seconds", "time.bubble_seconds", "memory.per_gpu.total"):
+            assert row[key] == pytest.approx(float(est.value(key)), rel=1e-9), key

@@ -47,7 +47,8 @@ def tiny_plan(*, model=TINY, gpus=4, gpu=GPU, framework="megatron", batch=4, **p
 
 def key(layout: dict) -> tuple:
     p = layout["parallelism"]
-    return (p["tp"], p["pp"], p["ep"], p["micro_batch"], p["zero"], p["recompute"], p["pp_schedule"], p["virtual_stages"])
+    return (p["tp"], p["pp"], p["ep"], p["micro_batch"], p["zero"], p["recompute"], p["pp_schedule"], p["virtual_stages"],
+            p["recompute_layers"])
 
 
 # The space of TINY on 4 GPUs, by hand (tp·pp·dp = 4, batch 4 = dp · micro_batch · m, ep | dp):
@@ -60,16 +61,24 @@ def key(layout: dict) -> tuple:
 # 1F1B: all 16; interleaved (pp > 1, pp·v ≤ 4 layers: pp 2, v 2): 4 + 3 = 7;
 # DualPipe (even pp, even m): tp1 pp2 m2 (ep 1, 2), tp1 pp4 m4 and m2, tp2 pp2 m4 and m2 = 6.
 # Each × 4 ZeRO stages × 3 recompute modes; every one fits (a 25M-parameter model on 80 GiB).
+# Full recomputation of some layers (recompute_layers 1 or 2, powers of 2 up to 4 layers ÷ 2),
+# kept where they leave a layer of the stage not recomputed (pp · v · n < 4): n = 1 and 2
+# on pp = 1 (6 1F1B layouts × 2), n = 1 on pp = 2 (7 1F1B, 4 DualPipe: tp1 m2 ep 1 and 2,
+# tp2 m4 and m2); none interleaved (pp · v = 4): 23, × 4 ZeRO stages.
 DUALPIPE = {(1, 2, 1, 1), (1, 2, 2, 1), (1, 4, 1, 1), (1, 4, 1, 2), (2, 2, 1, 1), (2, 2, 1, 2)}  # tp, pp, ep, mb
-FEASIBLE = (16 + 7 + 6) * 4 * 3
+PARTIAL = 6 * 2 + 7 + 4
+FEASIBLE = (16 + 7 + 6) * 4 * 3 + PARTIAL * 4
 # Enumerated: tp {1, 2} × pp {1, 2, 4} × ep {1, 2} × micro_batch {1, 2, 4, 8} = 48 per 1F1B
-# structure, 64 interleaved (pp 2 and 4, v 2 and 4), 32 DualPipe (pp 2 and 4); × 12.
-EVALUATED = (48 + 64 + 32) * 12
-# Unsupported: ZeRO-2/3 with pp > 1 (10 + 7 + 6 layouts with pp > 1, × 2 stages × 3),
-# DualPipe with m < 2·pp under ZeRO-0/1 (every DualPipe layout but tp2 pp2 m4: 5 × 2 × 3) and
-# interleaved with m < pp under ZeRO-0/1 (m = 1 on pp 2: tp1 mb2 ep 1 and 2, tp2 mb4: 3 × 2 × 3).
-UNSUPPORTED = 23 * 2 * 3 + 5 * 2 * 3 + 3 * 2 * 3
-CLEAN_DUALPIPE = {(2, 2, 1, 1, zero, rec, "dualpipe", None) for zero in (0, 1) for rec in ("none", "selective", "full")}
+# structure, 64 interleaved (pp 2 and 4, v 2 and 4), 32 DualPipe (pp 2 and 4); × 4 ZeRO
+# stages × (none, selective, full of every layer, and full of 1 or 2 layers: 5).
+EVALUATED = (48 + 64 + 32) * 4 * 5
+# Unsupported: ZeRO-2/3 with pp > 1 (10 + 7 + 6 layouts with pp > 1, × 2 stages × 3, and the
+# 7 + 4 partial ones with pp = 2, × 2), DualPipe with m < 2·pp under ZeRO-0/1 (every DualPipe
+# layout but tp2 pp2 m4: 5 × 2 × 3, and 3 partial × 2) and interleaved with m < pp under
+# ZeRO-0/1 (m = 1 on pp 2: tp1 mb2 ep 1 and 2, tp2 mb4: 3 × 2 × 3).
+UNSUPPORTED = 23 * 2 * 3 + 11 * 2 + 5 * 2 * 3 + 3 * 2 + 3 * 2 * 3
+CLEAN_DUALPIPE = {(2, 2, 1, 1, zero, rec, "dualpipe", None, None) for zero in (0, 1) for rec in ("none", "selective", "full")} | {
+    (2, 2, 1, 1, zero, "full", "dualpipe", None, 1) for zero in (0, 1)}
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +110,7 @@ def test_search_counts_and_dualpipe_layouts_match_the_hand_count(ranked):
     assert len(ranked["layouts"]) == FEASIBLE  # top = every feasible layout
     dual = [lay for lay in ranked["layouts"] if lay["parallelism"]["pp_schedule"] == "dualpipe"]
     assert {(p["tp"], p["pp"], p["ep"], p["micro_batch"]) for p in (lay["parallelism"] for lay in dual)} == DUALPIPE
-    assert len(dual) == len(DUALPIPE) * 12
+    assert len(dual) == len(DUALPIPE) * 12 + 4 * 4  # + the partial recomputation of 1 layer on pp = 2
     for lay in dual:
         p = lay["parallelism"]
         m = 4 // (p["dp"] * p["micro_batch"])

@@ -518,13 +518,20 @@ MBRIDGE_RUNS = [r for r in RUNS if r.group == "megatron-bridge-h100-fp8"]
 
 def test_megatron_bridge_every_row_is_a_run_with_its_settings():
     rows = {k: v for k, v in _extra()["runs"].items() if k.startswith("mbridge_")}
-    assert sorted(r.id.replace("-", "_") for r in MBRIDGE_RUNS) == sorted(rows) and len(rows) == 6
+    assert sorted(r.id.replace("-", "_") for r in MBRIDGE_RUNS) == sorted(rows) and len(rows) == 7
     for r in MBRIDGE_RUNS:
         row, par, meth = rows[r.id.replace("-", "_")], r.plan.parallelism, r.plan.method
         task = row.get("task", "pretrain")
-        assert row.get("fsdp", 0) == 0 and par.zero == 1 and par.sharding == "zero"  # the distributed optimizer
-        assert (par.tp, par.pp, par.cp, par.v) == (row["tp"], row["pp"], row["cp"], row["vp"])
-        assert par.pp_schedule == "interleaved" and par.recompute == "none" and par.sp and par.tp_comm_overlap
+        if row.get("fsdp", 0):  # Megatron-FSDP: parameters, gradients and optimizer states sharded
+            assert par.zero == 3 and par.sharding == "fsdp"
+        else:  # the distributed optimizer
+            assert par.zero == 1 and par.sharding == "zero"
+        assert (par.tp, par.pp, par.cp, par.v) == (row["tp"], row["pp"], row["cp"], row.get("vp", 1))
+        assert par.pp_schedule == ("interleaved" if "vp" in row else "1f1b")
+        # recompute_num_layers: full recomputation, block method, of that many layers per chunk
+        assert (par.recompute, par.recompute_layers) == (("full", row["recompute_num_layers"]) if "recompute_num_layers" in row
+                                                        else ("none", None))
+        assert par.sp == (par.tp > 1) and par.tp_comm_overlap
         assert r.plan.precision.dtype("compute") == "fp8" and r.plan.precision.dtype("grads") == "bf16"
         assert r.plan.cluster.gpu.id == "h100-sxm" and meth.seq_len == row["seq_len"]
         assert row["seq_len"] == (8192 if task == "pretrain" else 4096)
@@ -541,8 +548,8 @@ def test_megatron_bridge_vocab_padding_and_405b_stages_by_hand():
     """Megatron-Core pads 128,256 to a multiple of 128 × tp: 128,512 at tp 4 (251 × 512),
     129,024 at tp 8 (126 × 1,024). The 405B's embedding and loss count as layers:
     (126 + 2) / 8 stages = 16, so the first and last stage hold 15 transformer layers."""
-    for r in MBRIDGE_RUNS:  # and 128,256 itself at tp 2 (501 × 256)
+    for r in MBRIDGE_RUNS:  # and 128,256 itself at tp 1 and 2 (501 × 256)
         tp = r.plan.parallelism.tp
-        assert r.plan.model.vocab == {2: 128256, 4: 128512, 8: 129024}[tp]
+        assert r.plan.model.vocab == {1: 128256, 2: 128256, 4: 128512, 8: 129024}[tp]
         if r.plan.model.layers == 126:
             assert r.plan.parallelism.stage_layers(126) == (15,) + (16,) * 6 + (15,)

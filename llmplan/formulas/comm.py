@@ -160,8 +160,9 @@ def tp_exposed_overlapped(plan, eta_shape) -> sympy.Expr:
                     for feeds, drains in halves), sympy.Integer(0))
     if model.is_moe:
         per_pass += 2 * T_op  # the MoE half's pair, exposed
-    passes = 3 if par.recompute == "full" else 2
-    return m * L_max * passes * per_pass
+    from .flops import full_recompute_share
+
+    return m * L_max * (2 + full_recompute_share(par)) * per_pass
 
 
 GROUP_LIMITED = "DeepSeek-V3 report (arXiv 2412.19437) §2.1.2 node-limited routing, §3.2.2 cross-node all-to-all"
@@ -353,7 +354,9 @@ def define(q: Definitions) -> None:
     q.define("communication.dp_bytes", "C_dp", dp_bytes, "B", "bytes a GPU sends for DP per step", SRC)
     # --- tensor parallel: per layer, per micro-batch -----------------------------------------
     act = q_a * s * b * h / c
-    forwards = 2 if par.recompute == "full" else 1  # forward (+ the recomputed forward)
+    from .flops import recompute_share
+
+    forwards = 1 + recompute_share(q)  # forward (+ the recomputed forward of the recomputed layers)
     # two all-reduces (or RS+AG pairs) per pass: after the attention and MLP output
     # projections forward, before the fused QKV and FC1 backward (Megatron-LM)
     n_coll = 2 * forwards + tp_backward_collectives(plan)

@@ -144,6 +144,41 @@ def selective_recompute_per_token(model, modules: tuple[str, ...] = ("core_attn"
     return extra
 
 
+@formula("recomputed_layer_fraction", "Megatron-LM --recompute-method block --recompute-num-layers (Megatron-Core TransformerBlock)")
+def recomputed_layer_fraction(layers) -> sympy.Expr:
+    """Fraction of a pipeline stage's ``layers`` that ``recompute = "full"`` with
+    ``[parallelism] recompute_layers`` (``n_rc``) recomputes: each of the stage's ``v`` model
+    chunks recomputes its first ``n_rc`` layers, at most all of them — ``min(1, v·n_rc / layers)``.
+
+    Exact for chunks of equal size. With uneven chunks (``layers`` not divisible by ``v``)
+    a chunk smaller than ``n_rc`` caps earlier than the formula does; llmplan prices the
+    stage's average chunk.
+    """
+    from ..symbols import n_rc, v
+
+    return sympy.Min(1, v * n_rc / layers)
+
+
+def full_recompute_share(par) -> sympy.Expr:
+    """The share of the layers whose forward (and its collectives) full recomputation repeats:
+    1 for ``recompute = "full"``; with ``recompute_layers``, :func:`recomputed_layer_fraction`
+    of the average stage (``L/p`` layers; exact for even stages); 0 otherwise."""
+    if par.recompute != "full":
+        return sympy.Integer(0)
+    if par.recompute_layers is None:
+        return sympy.Integer(1)
+    from ..symbols import p
+
+    return recomputed_layer_fraction(L / p)
+
+
+def recompute_share(q: Definitions) -> sympy.Expr:
+    """:func:`full_recompute_share` of ``q``'s plan, as the quantity
+    ``flops.recomputed_layer_fraction`` where it is one."""
+    par = q.plan.parallelism
+    return q.ref("flops.recomputed_layer_fraction") if par.partial_recompute else full_recompute_share(par)
+
+
 def _mtp_block_is_moe(model) -> bool:
     """The MTP block has the shape of the model's last layer (:func:`llmplan.formulas.params.mtp`)."""
     return model.is_moe and (model.layers - 1) in model.moe_layer_ids()
@@ -336,6 +371,20 @@ def define(q: Definitions) -> None:
             if mtp:
                 extra += L_mtp * mtp_block_per_token(model)
             extra_src = "full recomputation repeats every layer's forward (Narayanan et al. 2021 eq. (3): 4 passes)"
+            if plan.parallelism.recompute_layers is not None:
+                # even stages: each holds L/p layers; uneven ones are priced at the average stage
+                rho = q.define(
+                    "flops.recomputed_layer_fraction",
+                    "rho_rc",
+                    full_recompute_share(plan.parallelism),
+                    "1",
+                    "fraction of the layers (and trained MTP blocks) full recomputation recomputes: "
+                    "[parallelism] recompute_layers of each pipeline stage's model chunk",
+                    recomputed_layer_fraction.source,
+                )
+                extra = rho * extra
+                extra_src = ("full recomputation of recompute_layers layers per model chunk repeats their forward "
+                             "(Megatron-LM block method; Narayanan et al. 2021 eq. (3))")
         elif rec == "selective":
             modules = plan.parallelism.selective_modules
             extra = selective_recompute_per_token(model, modules, mtp)

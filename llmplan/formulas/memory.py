@@ -548,14 +548,38 @@ def define(q: Definitions) -> None:
         moe = activations_per_layer(model, moe_layer=True, **kw)
         return (L_dense * dense + L_moe * moe) / L
 
-    A_layer = q.define(
-        "memory.activations_per_layer",
-        "A_layer",
-        average(rec) / c,
-        "B",
-        "activations one layer stores per micro-batch (average over dense/MoE layers; ÷ cp)",
-        act_src,
-    )
+    if par.partial_recompute:
+        from .flops import recomputed_layer_fraction
+
+        # [parallelism] recompute_layers: the first n_rc layers of each model chunk store their
+        # input only, the others everything (Megatron-LM's block method)
+        rho_s = q.define(
+            "memory.recomputed_layer_fraction",
+            "rho_rc_s",
+            recomputed_layer_fraction(L_s),
+            "1",
+            "fraction of the reported stage's layers full recomputation recomputes ([parallelism] recompute_layers "
+            "of each of its model chunks)",
+            recomputed_layer_fraction.source,
+        )
+        A_layer = q.define(
+            "memory.activations_per_layer",
+            "A_layer",
+            (rho_s * average("full") + (1 - rho_s) * average("none")) / c,
+            "B",
+            "activations one layer stores per micro-batch, averaged over the stage's recomputed layers (input only) and "
+            "the others (everything) and over dense/MoE layers; ÷ cp",
+            act_src + "; Megatron-LM --recompute-method block",
+        )
+    else:
+        A_layer = q.define(
+            "memory.activations_per_layer",
+            "A_layer",
+            average(rec) / c,
+            "B",
+            "activations one layer stores per micro-batch (average over dense/MoE layers; ÷ cp)",
+            act_src,
+        )
     q.define(
         "memory.activations_per_layer_no_recompute",
         "A_layer0",

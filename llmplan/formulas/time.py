@@ -219,6 +219,7 @@ def gemm_efficiency(plan) -> sympy.Expr:
         model.gated,
         par.flash_attention,
         par.recompute == "full",
+        par.partial_recompute,  # recompute_layers: the repeated forward weighted by the recomputed share
         recomputed_gemms(plan),
         plan.method.adapter is None,
         par.pp_schedule == "dualpipe",
@@ -251,8 +252,11 @@ def _gemm_efficiency(plan) -> sympy.Expr:
     trained = plan.method.adapter is None
     fp8 = plan.precision.dtype("compute") == "fp8"
     flops_sum, seconds_sum = sympy.Integer(0), sympy.Integer(0)
+    from .flops import full_recompute_share
+
+    full = full_recompute_share(par)  # with recompute_layers, that share of the layers repeats its forward
     for g in gemm_shapes(plan.model, flash=par.flash_attention):
-        fwd_passes = 2 if par.recompute == "full" or g.name in again else 1
+        fwd_passes = 2 if g.name in again else 1 + full
         # FP8 recipes keep the output head and the router in BF16
         rate = dict(peak=F_peak16, efficiency=eta_gemm16) if fp8 and g.name in FP8_EXCLUDED_GEMMS else {}
         for i, (M, Nn, K) in enumerate(g.passes(weight_grad=trained)):
@@ -344,8 +348,12 @@ def define(q: Definitions) -> None:
             # kernel executes half, at the kernel's rate for its sequence length
             # (attention_efficiency: [efficiency] attention, else the kernel's measured
             # benchmark on the GPU). FP8 recipes keep it in BF16. docs/concepts.md
-            rec_core = plan.parallelism.recompute == "full" or "core_attn" in plan.parallelism.selective_modules
-            passes = 3 + (1 if rec_core else 0)
+            from .flops import recompute_share
+
+            # the attention core's forward runs again under selective (core_attn) or full
+            # recomputation (for the recomputed share of the layers with recompute_layers)
+            rec_core = 1 if "core_attn" in plan.parallelism.selective_modules else recompute_share(q)
+            passes = 3 + rec_core
             core_tok = passes * attention_core_per_token(plan.model) + flash_backward_recompute_per_token(plan.model)
             core_layers = L
             if plan.method.trains_mtp(plan.model):  # the MTP modules' blocks have an attention core too
@@ -387,7 +395,11 @@ def define(q: Definitions) -> None:
 
         rec = plan.parallelism.recompute
         A0, A_rec = q.ref("memory.activations_per_layer_no_recompute"), q.ref("memory.activations_recomputed_per_layer")
-        recompute_passes = {"none": 0, "selective": 2 * A_rec, "full": 2 * A0}[rec]
+        from .flops import recompute_share
+
+        # the recomputed forward writes and reads its tensors again: every layer's (full; the
+        # recomputed share with recompute_layers) or what selective recomputation drops
+        recompute_passes = 2 * A_rec if rec == "selective" else 2 * A0 * recompute_share(q)
         q.define(
             "time.elementwise_seconds",
             "T_elem",
@@ -507,7 +519,9 @@ def define(q: Definitions) -> None:
     if adapter is not None and plan.method.base_bits == 4 and not mfu_override:
         from ..symbols import W_hbm as _W, q_base
 
-        passes = 3 if plan.parallelism.recompute == "full" else 2
+        from .flops import recompute_share
+
+        passes = 2 + recompute_share(q)  # + the recomputed forward (of the recomputed share of layers)
         frozen = q.ref("memory.params_on_gpu.dense")
         if plan.method.experts_quantized:  # 16-bit experts ([method.lora] quantize_experts) need no dequantisation
             frozen = frozen + q.ref("memory.params_on_gpu.experts")

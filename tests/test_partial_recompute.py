@@ -1,0 +1,147 @@
+"""Full recomputation of some layers only: ``[parallelism] recompute_layers``.
+
+Megatron-LM's block method (``--recompute-granularity full --recompute-method block
+--recompute-num-layers N``): each model chunk of a pipeline stage runs its first ``N``
+layers under activation checkpointing, which store their input only and repeat their
+forward in the backward pass, and the others store every activation. Expected values are
+derived here by hand for a Megatron GPT layer (Korthikanti et al. 2022, bf16, no
+FlashAttention): with tensor and sequence parallelism a layer stores ``sbh/t·(34 + 5as/h)``
+bytes, a checkpointed one its input ``2·sbh/t``; per token a layer's forward is ``24h² + 4sh``
+FLOPs (Narayanan et al. 2021: 2 per weight of the 12h² projections, ``2·2·s·h`` attention
+core), the output head ``2hV``.
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import llmplan
+from llmplan.errors import LlmplanError
+from llmplan.model import Dense
+from llmplan.plan import Parallelism
+
+from plans import make_plan
+
+L, H, A, SEQ, V = 16, 2048, 16, 2048, 51200
+GPT = Dense(layers=L, hidden=H, heads=A, ffn=4 * H, vocab=V, mlp="gelu", norm="layernorm", attention_bias="all",
+            mlp_bias=True, position="learned", max_positions=SEQ, tied_embeddings=True, dropout=True)
+
+
+def _plan(recompute="full", layers=None, *, pp=2, tp=2, schedule="1f1b", virtual=None, accum=8):
+    plan = make_plan(model=GPT, tp=tp, pp=pp, gpus=8, recompute=recompute, seq_len=SEQ, flash=False,
+                     schedule=schedule, virtual=virtual, global_batch=8 // (tp * pp) * accum)
+    return attrs.evolve(plan, parallelism=attrs.evolve(plan.parallelism, recompute_layers=layers))
+
+
+def _layer_bytes(t=2, b=1):
+    """(stored without recomputation, stored when checkpointed) per layer and micro-batch."""
+    sbh = SEQ * b * H
+    return sbh / t * (34 + 5 * A * SEQ / H), 2 * sbh / t
+
+
+@pytest.mark.parametrize("n, recomputed", [(1, 1), (3, 3), (8, 8), (20, 8)])
+def test_first_stage_activations_by_hand(n, recomputed):
+    # 1F1B, pp = 2: rank 0 holds 2 micro-batches of its 8 layers, `recomputed` of them
+    # checkpointed (at most all 8), plus one recomputed layer's activations in the backward
+    full, ckpt = _layer_bytes()
+    expected = 2 * (recomputed * ckpt + (8 - recomputed) * full) + (full - ckpt)
+    est = llmplan.estimate(_plan(layers=n))
+    assert float(est.value("memory.per_gpu.activations")) == pytest.approx(expected, rel=1e-12)
+    assert float(est.value("memory.recomputed_layer_fraction")) == pytest.approx(recomputed / 8, rel=1e-12)
+
+
+def test_interleaved_chunks_each_recompute_their_first_layers():
+    # pp = 2, v = 2: rank 0 has 2 chunks of 4 layers; N = 1 checkpoints 2 of its 8 layers.
+    # Megatron-Core's interleaved 1F1B keeps p + (p − 1)/v = 2.5 micro-batches of its layers
+    full, ckpt = _layer_bytes()
+    expected = 2.5 * (2 * ckpt + 6 * full) + (full - ckpt)
+    est = llmplan.estimate(_plan(layers=1, schedule="interleaved", virtual=2))
+    assert float(est.value("memory.per_gpu.activations")) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("n, recomputed", [(2, 2), (5, 5), (9, 8)])
+def test_recomputed_flops_by_hand(n, recomputed):
+    # training = 3 forwards; the checkpointed layers (recomputed of each stage's 8) repeat theirs
+    layer = 24 * H**2 + 4 * SEQ * H
+    forward = L * layer + 2 * H * V
+    expected = 3 * forward + (2 * recomputed) * layer  # two stages
+    est = llmplan.estimate(_plan(layers=n))
+    per_step = float(est.value("flops.per_step"))
+    assert per_step / (est.values[llmplan.symbols.B] * SEQ) == pytest.approx(expected, rel=1e-12)
+    assert float(est.value("flops.recomputed_layer_fraction")) == pytest.approx(recomputed / 8, rel=1e-12)
+
+
+def test_tp_collectives_of_the_recomputed_forward_by_hand():
+    # sequence parallelism: an all-gather and a reduce-scatter around each of the two halves
+    # of a layer, per pass — forward, backward, and the recomputed forward of 3 of 8 layers
+    est = llmplan.estimate(_plan(layers=3))
+    none = llmplan.estimate(_plan(recompute="none"))
+    W, alpha = float(est.values[llmplan.symbols.W_tp]), float(est.values[llmplan.symbols.alpha_tp])
+    t = 2
+    T = (t - 1) * alpha + (t - 1) / t * 2 * SEQ * H / W  # one all-gather / reduce-scatter of bf16 s·b·h
+    per_layer = 4 * T * 8  # 4 collectives × 8 micro-batches
+    assert float(none.value("communication.tp_seconds")) == pytest.approx(2 * 8 * per_layer, rel=1e-9)
+    assert float(est.value("communication.tp_seconds")) == pytest.approx((2 + 3 / 8) * 8 * per_layer, rel=1e-9)
+
+
+def test_without_recompute_layers_every_layer_is_recomputed():
+    a, b = llmplan.estimate(_plan(layers=None)), llmplan.estimate(_plan(layers=8))
+    for key in ("memory.per_gpu.activations", "flops.per_step", "time.step_seconds", "communication.tp_seconds"):
+        assert float(a.value(key)) == pytest.approx(float(b.value(key)), rel=1e-12)
+    assert "flops.recomputed_layer_fraction" not in a.keys()
+
+
+def test_errors_and_warnings():
+    with pytest.raises(LlmplanError, match=r"recompute_layers.*0 is not a positive integer"):
+        Parallelism(recompute="full", recompute_layers=0)
+    with pytest.raises(LlmplanError, match=r"recompute_layers.*'4' is not a positive integer"):
+        Parallelism(recompute="full", recompute_layers="4")
+    est = llmplan.estimate(_plan(recompute="selective", layers=4))
+    assert any("recompute_layers applies to recompute = \"full\" only" in w for w in est.warnings)
+    with pytest.raises(LlmplanError, match=r"recompute_layer.*did you mean 'recompute_layers'"):
+        llmplan.loads(llmplan.dump(_plan(layers=2)).replace("recompute_layers", "recompute_layer"))
+
+
+def test_round_trips_through_toml():
+    plan = _plan(layers=3)
+    text = llmplan.dump(plan)
+    assert "recompute_layers = 3" in text
+    assert llmplan.loads(text).parallelism == plan.parallelism
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 12), pp=st.sampled_from([1, 2, 4]))
+def test_bounded_by_none_and_full_and_monotone(n, pp):
+    # more checkpointed layers: fewer bytes stored, more FLOPs executed, between the extremes
+    part, more = llmplan.estimate(_plan(layers=n, pp=pp)), llmplan.estimate(_plan(layers=n + 1, pp=pp))
+    none, full = llmplan.estimate(_plan(recompute="none", pp=pp)), llmplan.estimate(_plan(pp=pp))
+    act = lambda e: float(e.value("memory.per_gpu.activations"))  # noqa: E731
+    hw = lambda e: float(e.value("flops.per_step"))  # noqa: E731
+    # (one checkpointed layer on a single stage stores what no recomputation does, the
+    # recomputed layer's transient included)
+    assert act(full) <= act(more) <= act(part) <= act(none) * (1 + 1e-12)
+    assert hw(none) < hw(part) <= hw(more) <= hw(full)
+    assert float(none.value("time.step_seconds")) < float(part.value("time.step_seconds")) <= float(full.value("time.step_seconds")) * (1 + 1e-12)
+
+
+def test_a_sweep_over_pp_equals_the_scalar_estimates():
+    from llmplan.search import _plan_for
+    from llmplan.sweep import sweep
+
+    base = _plan(layers=2)
+    sw = sweep(base, tp=[1, 2], pp=[1, 2, 4], micro_batch=[1], gpus=[8], zero=[1], recompute=["full"])
+    rows = sw.rows(np.where(sw.valid)[0])
+    assert {r["pp"] for r in rows} == {1, 2, 4}
+    for row in rows:
+        plan = _plan_for(base, row)
+        assert plan.parallelism.recompute_layers == 2
+        est = llmplan.estimate(plan)
+        for key in ("time.step_seconds", "memory.per_gpu.total"):
+            assert row[key] == pytest.approx(float(est.value(key)), rel=1e-9)
+        # 2 of each stage's 16/pp layers
+        assert float(est.value("flops.recomputed_layer_fraction")) == pytest.approx(min(1, 2 * row["pp"] / 16), rel=1e-12)
+
