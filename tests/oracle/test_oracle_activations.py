@@ -226,6 +226,46 @@ def test_full_recompute_keeps_each_layer_input(dtype, reentrant):
     assert expected == predicted(model, dtype, layer=0, hf=False, flash=True, recompute="full")
 
 
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("dtype", ["bf16", "fp32"])
+def test_partial_recompute_checkpoints_the_first_layers(dtype, n):
+    """Megatron's block method done to an HF model: gradient checkpointing on the first ``n`` of
+    4 decoder layers only (each ``GradientCheckpointingLayer`` reads its own flag). A plan with
+    ``recompute = "full"``, ``recompute_layers = n`` and ``framework = "hf"`` stores what PyTorch
+    saves: ``n`` layer inputs and ``4 − n`` layers' full HF activations."""
+    from llmplan import catalog, estimate
+    from llmplan.plan import Cluster, Method, Parallelism, Plan, Precision
+
+    cfg = {**small("llama"), "num_hidden_layers": 4}
+    model, _ = from_hf_config(cfg)
+    torch.manual_seed(0)
+    hf = AutoModelForCausalLM.from_config(O.hf_config(cfg), attn_implementation="sdpa", dtype=DTYPES[dtype])
+    hf.train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    for layer in decoder_layers(hf)[n:]:
+        layer.gradient_checkpointing = False
+    saved = measure(hf, ids())
+    full, none = (predicted(model, dtype, layer=0, flash=True, recompute=r) for r in ("full", "none"))
+    # the rotary cos/sin tables (not modelled): shared by the layers not checkpointed — charged
+    # to the last one when it is the only one
+    rotary = 2 * SEQ * model.d_head * DTYPES[dtype].itemsize
+    alone = rotary if n == 3 else 0
+    assert saved.per_layer == [full] * n + [none] * (4 - n - 1) + [none + alone]
+    assert saved.shared == rotary - alone
+    plan = Plan(
+        model=model,
+        method=Method(tokens=10**6, seq_len=SEQ, global_batch=B),
+        precision=Precision(activations=dtype),
+        cluster=Cluster(gpu=catalog.gpu("a100-80gb-sxm"), gpus=1),
+        parallelism=Parallelism(micro_batch=B, framework="hf", recompute="full", recompute_layers=n),
+    )
+    r = estimate(plan).results
+    assert r["memory.recomputed_layer_fraction"] == n / 4
+    assert 4 * r["memory.activations_per_layer"] == pytest.approx(sum(saved.per_layer) - alone, rel=1e-12)
+
+
 # --- MoE layers: within 1.5 % (routing book-keeping not modelled) -----------------------------
 
 

@@ -225,3 +225,37 @@ def test_full_size_dense_models_on_meta(fixture, seq):
         ids = torch.zeros((1, seq), dtype=torch.long)
     measured, _ = count(hf, ids)
     assert measured == plan_per_token(model, seq) * seq
+
+
+@pytest.mark.parametrize("n", [1, 3, None])
+def test_checkpointed_layers_repeat_their_forward(n):
+    """Gradient checkpointing on the first ``n`` of 4 decoder layers (all with ``None``), torch's
+    reentrant checkpoint (which reruns the whole layer, as Megatron-LM's does): the counter sees
+    their forward twice. llmplan's hardware FLOPs for ``recompute = "full"``, ``recompute_layers
+    = n`` (per_token + recompute_per_token) equal it exactly."""
+    import warnings
+
+    cfg = {**small("llama"), "num_hidden_layers": 4}
+    model, _ = from_hf_config(cfg)
+    hf = build(cfg, model, "eager")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+    base = hf.model.layers
+    for layer in base[n:] if n is not None else ():
+        layer.gradient_checkpointing = False
+    ids = torch.randint(0, VOCAB, (B, SEQ))
+    measured, _ = count(hf, ids)
+    plan = llmplan.Plan(
+        model=model,
+        method=llmplan.Method(kind="pretrain", tokens=10**9, seq_len=SEQ, global_batch=8),
+        cluster=llmplan.Cluster(gpu=catalog.gpu("h100-sxm"), gpus=8),
+        parallelism=llmplan.Parallelism(recompute="full", recompute_layers=n, flash_attention=False),
+    )
+    q = definitions(plan)
+    values = model_values(model) | {S.s: SEQ, S.p: 1, S.v: 1, S.n_rc: n or 0}
+    hardware = evaluate(q.full("flops.per_token") + q.full("flops.recompute_per_token"), values)
+    assert measured == hardware * B * SEQ
+    # by hand: the model's 3 forwards plus n (or 4) layers' forward again
+    layer = (evaluate(F.forward_per_token(model), values) - 2 * model.hidden * VOCAB) // 4
+    assert measured == (3 * evaluate(F.forward_per_token(model), values) + (n or 4) * layer) * B * SEQ
