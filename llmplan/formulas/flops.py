@@ -159,6 +159,41 @@ def recomputed_layer_fraction(layers) -> sympy.Expr:
     return sympy.Min(1, v * n_rc / layers)
 
 
+def early_stop_gemms(model) -> tuple[str, ...]:
+    """The :func:`gemm_shapes` GEMMs at the end of a decoder layer that torch's non-reentrant
+    checkpoint does not run again (``framework = "hf"``: transformers' default
+    ``use_reentrant = False``): its recomputation stops after the last operation whose saved
+    tensors the backward pass needs, and nothing saves the output of a layer's last
+    projection when only the residual add follows it.
+
+    That is the dense MLP's down projection, and an ungated shared expert's (DeepSeek-V2/V3
+    run the shared experts last); nothing under sandwich norms (Gemma 2/3: a post-norm saves
+    its input), with dropout (its mask is saved, so the projection before it runs again) or
+    after a MoE layer's routed experts (the combine saves their outputs). Measured with
+    ``FlopCounterMode`` in ``tests/oracle/test_oracle_flops.py``.
+    """
+    if model.sandwich_norm or model.dropout:
+        return ()
+    out = ("mlp_down",)
+    if model.is_moe and model.moe.shared_experts and not model.moe.shared_expert_gate:
+        out += ("shared_down",)
+    return out
+
+
+@formula("early_stop_skipped_per_token", "torch.utils.checkpoint (non-reentrant, early stop); measured with FlopCounterMode")
+def early_stop_skipped_per_token(model) -> sympy.Expr:
+    """Forward FLOPs per token that full recomputation under ``framework = "hf"`` does *not*
+    repeat: the :func:`early_stop_gemms` of every layer — ``2·h·f`` per dense-MLP layer and
+    ``2·h·E_s·f_s`` per MoE layer with ungated shared experts; 0 with sandwich norms or dropout."""
+    gemms = early_stop_gemms(model)
+    skipped = sympy.Integer(0)
+    if "mlp_down" in gemms:
+        skipped += (L_dense if model.is_moe else L) * 2 * h * f
+    if "shared_down" in gemms:
+        skipped += L_moe * 2 * h * E_s * f_s
+    return skipped
+
+
 def full_recompute_share(par) -> sympy.Expr:
     """The share of the layers whose forward (and its collectives) full recomputation repeats:
     1 for ``recompute = "full"``; with ``recompute_layers``, :func:`recomputed_layer_fraction`
@@ -371,6 +406,10 @@ def define(q: Definitions) -> None:
             if mtp:
                 extra += L_mtp * mtp_block_per_token(model)
             extra_src = "full recomputation repeats every layer's forward (Narayanan et al. 2021 eq. (3): 4 passes)"
+            if plan.parallelism.framework == "hf":
+                # torch's non-reentrant checkpoint stops before each layer's last projection
+                extra -= early_stop_skipped_per_token(model)
+                extra_src += "; but the layers' last projections, which torch's non-reentrant checkpoint does not rerun"
             if plan.parallelism.recompute_layers is not None:
                 # even stages: each holds L/p layers; uneven ones are priced at the average stage
                 rho = q.define(

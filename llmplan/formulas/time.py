@@ -220,6 +220,7 @@ def gemm_efficiency(plan) -> sympy.Expr:
         par.flash_attention,
         par.recompute == "full",
         par.partial_recompute,  # recompute_layers: the repeated forward weighted by the recomputed share
+        par.framework == "hf",  # torch's non-reentrant checkpoint: the layers' last projections not rerun
         recomputed_gemms(plan),
         plan.method.adapter is None,
         par.pp_schedule == "dualpipe",
@@ -254,9 +255,13 @@ def _gemm_efficiency(plan) -> sympy.Expr:
     flops_sum, seconds_sum = sympy.Integer(0), sympy.Integer(0)
     from .flops import full_recompute_share
 
+    from .flops import early_stop_gemms
+
     full = full_recompute_share(par)  # with recompute_layers, that share of the layers repeats its forward
+    # framework = "hf": torch's non-reentrant checkpoint does not rerun the layers' last projections
+    not_rerun = early_stop_gemms(plan.model) if par.framework == "hf" else ()
     for g in gemm_shapes(plan.model, flash=par.flash_attention):
-        fwd_passes = 2 if g.name in again else 1 + full
+        fwd_passes = 2 if g.name in again else 1 + (0 if g.name in not_rerun else full)
         # FP8 recipes keep the output head and the router in BF16
         rate = dict(peak=F_peak16, efficiency=eta_gemm16) if fp8 and g.name in FP8_EXCLUDED_GEMMS else {}
         for i, (M, Nn, K) in enumerate(g.passes(weight_grad=trained)):

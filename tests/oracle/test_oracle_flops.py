@@ -52,6 +52,7 @@ takes the math path, so only the exact model-FLOPs identity is checked.
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -259,3 +260,44 @@ def test_checkpointed_layers_repeat_their_forward(n):
     # by hand: the model's 3 forwards plus n (or 4) layers' forward again
     layer = (evaluate(F.forward_per_token(model), values) - 2 * model.hidden * VOCAB) // 4
     assert measured == (3 * evaluate(F.forward_per_token(model), values) + (n or 4) * layer) * B * SEQ
+
+
+#: the HF configs that train with dropout (GPT-2: resid_pdrop 0.1); from_hf_config assumes none
+WITH_DROPOUT = {"gpt2"}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_nonreentrant_checkpoint_skips_the_last_projection(name):
+    """transformers' default checkpoint (``use_reentrant = False``) stops recomputing after the
+    last saved tensor: a layer's trailing projection is not rerun unless something after it
+    saves (a post-norm, a dropout mask, the MoE combine). ``framework = "hf"`` with full
+    recomputation prices exactly that (``flops.early_stop_skipped_per_token``)."""
+    import warnings
+
+    cfg = small(name)
+    model, _ = from_hf_config(cfg)
+    if name in WITH_DROPOUT:
+        model = attrs.evolve(model, dropout=True)
+    hf = build(cfg, model, "eager")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    ids = torch.randint(0, VOCAB, (B, SEQ))
+    measured, _ = count(hf, ids)
+    plan = llmplan.Plan(
+        model=model,
+        method=llmplan.Method(kind="pretrain", tokens=10**9, seq_len=SEQ, global_batch=8, mtp=False),
+        cluster=llmplan.Cluster(gpu=catalog.gpu("h100-sxm"), gpus=8),
+        parallelism=llmplan.Parallelism(recompute="full", flash_attention=False, framework="hf"),
+    )
+    q = definitions(plan)
+    values = model_values(model) | {S.s: SEQ}
+    hardware = evaluate(q.full("flops.per_token") + q.full("flops.recompute_per_token"), values)
+    assert measured == hardware * B * SEQ
+    # by hand: 4 forwards of the layers less the skipped projections (h·f per dense layer)
+    skipped = evaluate(F.early_stop_skipped_per_token(model), values)
+    if model.sandwich_norm or name in WITH_DROPOUT or not (model.n_dense_layers or model.moe.shared_experts):
+        assert skipped == 0
+    head = 2 * model.hidden * model.vocab
+    forward = evaluate(F.forward_per_token(model), values)
+    assert measured == (4 * forward - head - skipped) * B * SEQ
