@@ -170,9 +170,9 @@ def sweep(plan: Plan, keep: str = "all", **axes: Sequence[Any]) -> Sweep:
             numeric["pp"] = [p for p in numeric["pp"] if p > 1]
             if not numeric["pp"]:
                 continue
-        # recompute_layers: every layer (0) and the partial counts are two structures
-        groups = [[0], counts] if sdict["recompute"] == "full" and every and counts else [
-            counts if sdict["recompute"] == "full" and counts else [0]]
+        # recompute_layers: with counts on the axis, every layer (0) is priced by the same
+        # structure as the counts, at n_rc = layers (a recomputed fraction of exactly 1)
+        groups = [([0] if every else []) + counts] if sdict["recompute"] == "full" and counts else [[0]]
         for rl in groups:
             numeric["recompute_layers"] = rl
             # every combination, in itertools.product order (the last axis varies fastest)
@@ -212,7 +212,7 @@ def _template(plan: Plan, sdict: dict, sub: dict) -> Plan:
         sequence_parallel=plan.parallelism.sp_with_tp,  # what the group's tp > 1 layouts run (the template's tp is 1)
         virtual_stages=None,
         # the group's recompute_layers structure (its counts are bound per row)
-        recompute_layers=int(sub["recompute_layers"][0]) or None if sdict["recompute"] == "full" else None,
+        recompute_layers=1 if sdict["recompute"] == "full" and sub["recompute_layers"].any() else None,
         **Parallelism.UNSEARCHED,  # an even split, sharded over the whole data-parallel group
     )
     gpus = int(sub["pp"][0] * sub["cp"][0])
@@ -253,7 +253,7 @@ def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict, keep: str = "all
     valid &= (B % (dp * mb)) == 0
     valid &= pp * vs <= model.layers
     if dedupe and template.parallelism.partial_recompute:  # the row recomputing every layer is there
-        valid &= pp * vs * rl < model.layers
+        valid &= (rl == 0) | (pp * vs * rl < model.layers)
     if model.is_moe:
         valid &= (model.moe.experts % ep == 0) & (dp % ep == 0)
     else:
@@ -285,7 +285,7 @@ def _evaluate_group(plan: Plan, params, sdict: dict, sub: dict, keep: str = "all
             S.L_max: -(-model.layers // pp),
             S.L_last: model.layers // pp,
             S.i_pp: 0,
-            S.n_rc: rl,
+            S.n_rc: np.where(rl == 0, model.layers, rl),  # 0: every layer
             S.t_e: tp if plan.parallelism.etp is None else np.full(tp.shape, plan.parallelism.etp),
         }
     )
