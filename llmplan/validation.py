@@ -1964,8 +1964,7 @@ def _megatron_bridge() -> list[Run]:
                            "reduce-scatters, full recomputation of the first 5 of the 32 layers (the preset's "
                            "recompute_num_layers = 5, which the scripts run as Megatron's block method: "
                            "recompute_layers = 5), bf16 gradient reduction, no CUDA graphs; the preset itself sets no "
-                           "FSDP — with the distributed optimizer (zero = 1) instead llmplan predicts 12,104 tokens/s "
-                           "(−16.2 %)"),
+                           "FSDP (docs/validation.md item 23 gives that reading, the distributed optimizer, too)"),
             "pretrain": ("the distributed optimizer (zero = 1) with overlapped gradient reduce-scatter and parameter "
                          "all-gather, bf16 gradient reduction, no activation recomputation, no CUDA graphs"),
             "sft": ("full fine-tuning with the distributed optimizer (zero = 1) whose gradient reduction and parameter "

@@ -253,9 +253,7 @@ def _gemm_efficiency(plan) -> sympy.Expr:
     trained = plan.method.adapter is None
     fp8 = plan.precision.dtype("compute") == "fp8"
     flops_sum, seconds_sum = sympy.Integer(0), sympy.Integer(0)
-    from .flops import full_recompute_share
-
-    from .flops import early_stop_gemms
+    from .flops import early_stop_gemms, full_recompute_share
 
     full = full_recompute_share(par)  # with recompute_layers, that share of the layers repeats its forward
     # framework = "hf": torch's non-reentrant checkpoint does not rerun the layers' last projections
