@@ -70,6 +70,7 @@ def test_doc_example_output_is_current(doc, cmd, expected, capsys, monkeypatch):
 QUOTED = {
     "llama3-405b-pretrain.toml": "tflops_per_gpu",
     "llama3-70b-fp8-h100-megatron-bridge.toml": "tokens_per_sec_per_gpu",
+    "llama3-8b-fp8-h100-partial-recompute.toml": "tokens_per_sec_per_gpu",
 }
 
 
