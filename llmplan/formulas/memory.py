@@ -613,7 +613,12 @@ def define(q: Definitions) -> None:
     else:
         in_flight = sympy.Min(p - i_pp, m)  # 1F1B: rank i warms up with p − 1 − i forwards, then one more
     acts = L_s * in_flight * A_layer
-    if rec != "none":
+    if par.partial_recompute:
+        # the block method recomputes each chunk's *first* layers, whose backward runs after the
+        # chunk's other layers have freed their activations: a recomputed layer's transient
+        # adds to the peak only when every layer of the chunk is recomputed
+        acts += sympy.Piecewise((A_rec, sympy.Ge(rho_s, 1)), (0, True))
+    elif rec != "none":
         # the layer being recomputed in the backward pass holds its full activations again
         acts += A_rec
     if holds_last:
