@@ -146,3 +146,25 @@ def test_a_sweep_over_pp_equals_the_scalar_estimates():
         # 2 of each stage's 16/pp layers
         assert float(est.value("flops.recomputed_layer_fraction")) == pytest.approx(min(1, 2 * row["pp"] / 16), rel=1e-12)
 
+
+
+def test_every_layer_rows_priced_by_the_partial_formulas_equal_full_recomputation():
+    # with counts on the axis, the every-layer rows (0 in the column) run the partial formulas
+    # at n_rc = layers; they must equal the plain full-recomputation estimate
+    from llmplan.search import _plan_for
+    from llmplan.sweep import sweep
+
+    base = _plan(layers=None)
+    sw = sweep(base, tp=[1, 2], pp=[1, 2], micro_batch=[1], gpus=[8], zero=[1], recompute=["full"],
+               recompute_layers=[None, 2, 8])
+    rows = sw.rows(np.where(sw.valid)[0])
+    every = [r for r in rows if r["recompute_layers"] == 0]
+    assert {(r["tp"], r["pp"]) for r in every} == {(1, 1), (1, 2), (2, 1), (2, 2)}
+    # 8 layers per chunk cover a 2-stage split's 8: a duplicate of the every-layer row, invalid
+    assert {(r["pp"], r["recompute_layers"]) for r in rows if r["recompute_layers"]} == {(1, 2), (1, 8), (2, 2)}
+    for row in every:
+        plan = _plan_for(base, row)
+        assert plan.parallelism.recompute_layers is None
+        est = llmplan.estimate(plan)
+        for key in ("time.step_seconds", "memory.per_gpu.total", "flops.per_step", "communication.tp_seconds"):
+            assert row[key] == pytest.approx(float(est.value(key)), rel=1e-12), key
