@@ -354,12 +354,20 @@ def define(q: Definitions) -> None:
     q.define("communication.dp_bytes", "C_dp", dp_bytes, "B", "bytes a GPU sends for DP per step", SRC)
     # --- tensor parallel: per layer, per micro-batch -----------------------------------------
     act = q_a * s * b * h / c
-    from .flops import recompute_share
+    from .flops import early_stop_gemms, recompute_share
 
-    forwards = 1 + recompute_share(q)  # forward (+ the recomputed forward of the recomputed layers)
     # two all-reduces (or RS+AG pairs) per pass: after the attention and MLP output
-    # projections forward, before the fused QKV and FC1 backward (Megatron-LM)
-    n_coll = 2 * forwards + tp_backward_collectives(plan)
+    # projections forward, before the fused QKV and FC1 backward (Megatron-LM); the
+    # recomputed forward repeats them for the recomputed layers
+    rerun = sympy.Integer(2)
+    if par.framework == "hf" and "mlp_down" in early_stop_gemms(model):
+        # torch's non-reentrant checkpoint stops before the down projection, and so before its
+        # all-reduce (with SP: its reduce-scatter, half a pair), in the dense-MLP layers
+        from ..symbols import L_dense
+
+        dense = L_dense / L if model.is_moe else 1
+        rerun -= (sympy.Rational(1, 2) if par.sp else 1) * dense
+    n_coll = 2 + rerun * recompute_share(q) + tp_backward_collectives(plan)
     tp_bytes = n_coll * L_max * m * ring_allreduce_bytes(t, act)
     tp_time = n_coll * L_max * m * ring_allreduce_seconds(t, act, alpha_tp, W_tp)
     T_tp = q.define("communication.tp_seconds", "T_tp", tp_time, "s", "tensor-parallel collectives per step", SRC)

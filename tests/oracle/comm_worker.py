@@ -171,6 +171,9 @@ def _worker(rank: int, spec: dict, out: str) -> None:
             from peft import LoraConfig, get_peft_model
 
             model = get_peft_model(model, LoraConfig(r=case["lora"], target_modules=["q_proj", "v_proj"])).base_model.model
+        if case.get("ckpt"):  # transformers' default: torch's non-reentrant checkpoint per layer
+            model.train()
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if case.get("tp"):
             model = _tensor_parallel(model, spec["world"], sp=case.get("sp", False))
         elif case["zero"] == 0:

@@ -147,17 +147,20 @@ TP_M = (1, 2)
 def recorded_tp(tmp_path_factory) -> list[dict]:
     cases = [{"tp": True, "zero": 0, "m": m, "param_dtype": "fp32", "reduce_dtype": "fp32"} for m in TP_M]
     cases += [{"tp": True, "sp": True, "zero": 0, "m": m, "param_dtype": "fp32", "reduce_dtype": "fp32"} for m in TP_M]
+    cases += [{"tp": True, "sp": sp, "ckpt": True, "zero": 0, "m": 1, "param_dtype": "fp32", "reduce_dtype": "fp32"}
+              for sp in (False, True)]
     return _run_worker(tmp_path_factory.mktemp("tp"), TP_WORLD, cases)
 
 
-def tp_plan(m: int, sp: bool) -> llmplan.Plan:
+def tp_plan(m: int, sp: bool, recompute: str = "none") -> llmplan.Plan:
     model, _ = from_hf_config({"model_type": "llama", "architectures": ["LlamaForCausalLM"], **CONFIG}, name="tiny llama")
     return llmplan.Plan(
         model=model,
         method=llmplan.Method(kind="pretrain", tokens=10**6, seq_len=SEQ, global_batch=MICRO_BATCH * m),
         precision=llmplan.Precision(preset="fp32"),
         cluster=llmplan.Cluster(gpu=catalog.gpu("h100-sxm"), gpus=TP_WORLD),
-        parallelism=llmplan.Parallelism(tp=TP_WORLD, sequence_parallel=sp, micro_batch=MICRO_BATCH, framework="hf"),
+        parallelism=llmplan.Parallelism(tp=TP_WORLD, sequence_parallel=sp, micro_batch=MICRO_BATCH, framework="hf",
+                                        recompute=recompute),
     )
 
 
@@ -307,3 +310,26 @@ def test_deepspeed_zero2_is_not_fsdp():
     ring = (WORLD - 1) / WORLD * 4 * params
     assert llmplan.estimate(fsdp).value("communication.dp_bytes") == pytest.approx(3 * 2 * ring)
     assert llmplan.estimate(zero).value("communication.dp_bytes") == pytest.approx((3 + 1) * ring)
+
+
+@pytest.mark.parametrize("sp", [False, True], ids=["no-sp", "sp"])
+def test_tp_collectives_of_the_nonreentrant_recomputation(recorded_tp, sp):
+    """Gradient checkpointing as transformers does it (torch's non-reentrant checkpoint): the
+    recomputed forward reruns each layer up to the last tensor its backward needs, so the
+    collective after o_proj runs again and the one after down_proj does not. Without SP: 2
+    forward + 1 recomputed + 5 backward all-reduces per layer (8, not 9). With SP: the two
+    all-gathers and o_proj's reduce-scatter run again, down_proj's not — 3 of the 4."""
+    result = recorded_tp[2 * len(TP_M) + (1 if sp else 0)]
+    assert result["case"]["ckpt"] and result["case"]["sp"] == sp and result["case"]["m"] == 1
+    layers = CONFIG["num_hidden_layers"]
+    act = MICRO_BATCH * SEQ * CONFIG["hidden_size"] * 4
+    ops = [c["op"] for c in result["calls"]]
+    if sp:
+        assert ops.count("tp_all_gather_single") == (2 + 2 + 2) * layers
+        assert ops.count("tp_reduce_scatter_single") == (2 + 1 + 2) * layers
+        calls = [c for c in result["calls"] if c["op"] != "tp_all_reduce"]  # the norms' h-sized gradients aside
+        measured = len(calls) * (TP_WORLD - 1) / TP_WORLD * act
+    else:
+        assert ops == ["tp_all_reduce"] * ((2 + 1 + 5) * layers)
+        measured = sum(2 * (TP_WORLD - 1) / TP_WORLD * c["bytes"][0] for c in result["calls"])
+    assert llmplan.estimate(tp_plan(1, sp=sp, recompute="full")).value("communication.tp_bytes") == pytest.approx(measured, rel=1e-12)
