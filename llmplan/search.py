@@ -38,6 +38,7 @@ __all__ = [
     "gpu_cost",
     "layout_notes",
     "layout_space",
+    "fewest_recomputed_layers",
     "pareto_front",
     "pipeline_schedules",
     "search",
@@ -255,7 +256,7 @@ def search(
     reports = []
     for row, gid, base in candidates:
         p = _plan_for(base, row)
-        est = estimate(p)
+        p, est = fewest_recomputed_layers(p, estimate(p))
         rep = est.report()
         rep["parallelism"] = {k: getattr(p.parallelism, k) for k in ("tp", "pp", "cp", "ep", "zero", "micro_batch", "recompute", "recompute_layers", "pp_schedule", "virtual_stages", "offload")}
         rep["parallelism"]["comm_sms"] = p.parallelism.communication_sms if p.parallelism.pp_schedule == "dualpipe" else None
@@ -347,6 +348,29 @@ def gpu_cost(plan: Plan, gpu) -> tuple[Cost | None, str | None]:
 def _free_plan(plan: Plan, cluster) -> Plan:
     """``plan`` on ``cluster`` with dp left to the layout (layout rules apply per row)."""
     return unchecked_evolve(plan, cluster=cluster, parallelism=attrs.evolve(plan.parallelism, dp="auto"))
+
+
+def fewest_recomputed_layers(plan: Plan, est: Any) -> tuple[Plan, Any]:
+    """``plan`` (full recomputation of ``recompute_layers = n`` layers per chunk, which fits)
+    with the fewest recomputed layers that still fit, and its estimate: memory falls and step
+    time grows with the count, so the fewest that fit is the fastest. The search's grid has
+    1, 2, 4, …; this bisects between (at most log₂ n scalar estimates). Other plans are
+    returned as they are."""
+    from .estimate import estimate
+
+    n = plan.parallelism.recompute_layers
+    if plan.parallelism.recompute != "full" or not n or n == 1 or not est.fits:
+        return plan, est
+    lo, hi, best = 0, n, (plan, est)  # lo: known not to fit (0: no recomputation, not tried)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        trial = attrs.evolve(plan, parallelism=attrs.evolve(plan.parallelism, recompute_layers=mid))
+        trial_est = estimate(trial)
+        if trial_est.fits:
+            hi, best = mid, (trial, trial_est)
+        else:
+            lo = mid
+    return best
 
 
 def _plan_for(base: Plan, row: dict) -> Plan:

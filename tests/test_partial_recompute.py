@@ -13,6 +13,8 @@ core), the output head ``2hV``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import attrs
 import numpy as np
 import pytest
@@ -26,6 +28,7 @@ from llmplan.plan import Parallelism
 
 from plans import make_plan
 
+ROOT = Path(__file__).resolve().parents[1]
 L, H, A, SEQ, V = 16, 2048, 16, 2048, 51200
 GPT = Dense(layers=L, hidden=H, heads=A, ffn=4 * H, vocab=V, mlp="gelu", norm="layernorm", attention_bias="all",
             mlp_bias=True, position="learned", max_positions=SEQ, tied_embeddings=True, dropout=True)
@@ -168,3 +171,44 @@ def test_every_layer_rows_priced_by_the_partial_formulas_equal_full_recomputatio
         est = llmplan.estimate(plan)
         for key in ("time.step_seconds", "memory.per_gpu.total", "flops.per_step", "communication.tp_seconds"):
             assert row[key] == pytest.approx(float(est.value(key)), rel=1e-12), key
+
+
+def test_the_fewest_recomputed_layers_that_fit():
+    # the bisection's job: on a GPU whose memory lies between what 5 and what 4 recomputed
+    # layers need, full(8) comes back as full(5) — faster, and still fitting
+    from llmplan.search import fewest_recomputed_layers
+
+    plan = llmplan.load(ROOT / "examples/llama3-8b-fp8-h100-partial-recompute.toml")
+
+    def with_layers(p, n):
+        return attrs.evolve(p, parallelism=attrs.evolve(p.parallelism, recompute_layers=n))
+
+    need = {n: float(llmplan.estimate(with_layers(plan, n)).value("memory.per_gpu.total")) for n in (4, 5)}
+    assert need[5] < need[4]
+    gpu = attrs.evolve(plan.cluster.gpu, memory=(need[4] + need[5]) / 2)
+    tight = with_layers(attrs.evolve(plan, cluster=attrs.evolve(plan.cluster, gpu=gpu)), 8)
+    best, est = fewest_recomputed_layers(tight, llmplan.estimate(tight))
+    assert best.parallelism.recompute_layers == 5 and est.fits
+    assert float(est.value("time.step_seconds")) < float(llmplan.estimate(tight).value("time.step_seconds"))
+    # nothing to do for full(1), every layer, or a plan that does not fit
+    for p in (with_layers(tight, 1), with_layers(tight, None), attrs.evolve(tight, parallelism=attrs.evolve(tight.parallelism, zero=0))):
+        assert fewest_recomputed_layers(p, llmplan.estimate(p))[0] is p
+
+
+def test_search_reports_the_fewest_recomputed_layers_that_fit():
+    from llmplan.search import search
+
+    plan = llmplan.load(ROOT / "examples/llama3-8b-fp8-h100-partial-recompute.toml")
+    plan = attrs.evolve(plan, method=attrs.evolve(plan.method, seq_len=16384, global_batch=64))
+    out = search(plan, gpus=8, top=30)
+    partial = [lay["parallelism"] for lay in out["layouts"] if lay["parallelism"]["recompute_layers"]]
+    assert any(p["recompute_layers"] > 1 for p in partial)
+    from llmplan.search import _plan_for
+
+    for par in partial:
+        row = {**par, "gpus": 8, "virtual_stages": par["virtual_stages"] or 1}
+        p = _plan_for(plan, row)
+        assert llmplan.estimate(p).fits
+        if par["recompute_layers"] > 1:  # one fewer does not fit
+            fewer = attrs.evolve(p, parallelism=attrs.evolve(p.parallelism, recompute_layers=par["recompute_layers"] - 1))
+            assert not llmplan.estimate(fewer).fits
