@@ -230,6 +230,8 @@ def plan_warnings(plan: "Plan") -> list[str]:
     w += _recompute_module_warnings(plan)
     if par.recompute_layers is not None and par.recompute != "full":
         w.append(f'parallelism.recompute_layers applies to recompute = "full" only; ignored with recompute = "{par.recompute}"')
+    if par.recompute_method != "block" and (par.recompute_layers is None or par.recompute != "full"):
+        w.append(f'parallelism.recompute_method = "{par.recompute_method}" applies to recompute = "full" with recompute_layers; ignored')
     adapter = plan.method.adapter
     if m.is_moe and adapter is not None and adapter.quantize_experts is None and plan.method.base_bits < 16:
         w.append(

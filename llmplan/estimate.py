@@ -192,6 +192,7 @@ def _structure_key(plan: Plan) -> tuple:
         None if par.zero < 2 or par.sharding != "fsdp" else plan.precision.dtype("master") is not None,
         par.recompute,
         par.partial_recompute,  # [parallelism] recompute_layers: the recomputed share (n_rc) in the formulas
+        par.grouped_recompute,  # recompute_method = "uniform": groups of n_rc layers
         # [parallelism] recompute_modules and [precision] linear_inputs / activation_func_inputs
         tuple(sorted(par.selective_modules)),
         plan.precision.linear_inputs is not None,

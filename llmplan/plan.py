@@ -808,8 +808,14 @@ class Parallelism(_Checked):
             :func:`llmplan.formulas.flops.recomputed_layer_fraction`; it scales the recomputed
             FLOPs, the recomputed collectives and the activations stored
             (``docs/concepts.md#partial-recompute``). Ignored (with a warning) unless
-            ``recompute = "full"``. Megatron's ``uniform`` method (checkpoints of N layers
-            at once) is not modelled: with N = 1 it is ``recompute = "full"``.
+            ``recompute = "full"``.
+        recompute_method: how ``recompute_layers`` applies (Megatron-LM
+            ``--recompute-method``): ``"block"`` (default) recomputes the first N layers of each
+            chunk, as above; ``"uniform"`` recomputes every layer, N at a time — each chunk is cut
+            into groups of N layers and stores only each group's input, and the backward
+            recomputes a whole group at once, holding its N layers' activations
+            (``docs/concepts.md#partial-recompute``). ``uniform`` with N = 1 is ``recompute =
+            "full"``. Ignored (with a warning) without ``recompute_layers``.
         flash_attention: no stored s² attention scores (Dao et al. 2022).
         attention_kernel: which fused attention kernel runs (:data:`ATTENTION_KERNELS`;
             ``flash_attention = true`` only): ``flash2`` (default; FlashAttention-2, also
@@ -887,6 +893,7 @@ class Parallelism(_Checked):
     recompute: str = "none"
     recompute_modules: tuple[str, ...] | None = attrs.field(default=None, converter=_module_tuple)
     recompute_layers: int | None = None
+    recompute_method: str = "block"
     flash_attention: bool = True
     attention_kernel: str = "flash2"
     pp_schedule: str = "1f1b"
@@ -966,8 +973,15 @@ class Parallelism(_Checked):
 
     @property
     def partial_recompute(self) -> bool:
-        """Whether full recomputation covers only ``recompute_layers`` layers per model chunk."""
-        return self.recompute == "full" and self.recompute_layers is not None
+        """Whether full recomputation covers only ``recompute_layers`` layers per model chunk
+        (``recompute_method = "block"``)."""
+        return self.recompute == "full" and self.recompute_layers is not None and self.recompute_method == "block"
+
+    @property
+    def grouped_recompute(self) -> bool:
+        """Whether full recomputation checkpoints groups of ``recompute_layers`` layers
+        (``recompute_method = "uniform"``)."""
+        return self.recompute == "full" and self.recompute_layers is not None and self.recompute_method == "uniform"
 
     @property
     def communication_sms(self) -> int:
@@ -1021,6 +1035,7 @@ class Parallelism(_Checked):
         _recompute_modules(self.recompute_modules, p)
         if self.recompute_layers is not None:
             _pos_int(self, "recompute_layers", p)
+        _choice(self, "recompute_method", ("block", "uniform"), p)
         _choice(self, "pp_schedule", PP_SCHEDULES, p)
         _choice(self, "offload", ("none", "optimizer", "optimizer+params"), p)
         _choice(self, "framework", FRAMEWORKS, p)

@@ -346,8 +346,9 @@ def gpu_cost(plan: Plan, gpu) -> tuple[Cost | None, str | None]:
 
 
 def _free_plan(plan: Plan, cluster) -> Plan:
-    """``plan`` on ``cluster`` with dp left to the layout (layout rules apply per row)."""
-    return unchecked_evolve(plan, cluster=cluster, parallelism=attrs.evolve(plan.parallelism, dp="auto"))
+    """``plan`` on ``cluster`` with dp left to the layout (layout rules apply per row); its
+    searched ``recompute_layers`` counts are the block method's."""
+    return unchecked_evolve(plan, cluster=cluster, parallelism=attrs.evolve(plan.parallelism, dp="auto", recompute_method="block"))
 
 
 def fewest_recomputed_layers(plan: Plan, est: Any) -> tuple[Plan, Any]:
@@ -359,7 +360,7 @@ def fewest_recomputed_layers(plan: Plan, est: Any) -> tuple[Plan, Any]:
     from .estimate import estimate
 
     n = plan.parallelism.recompute_layers
-    if plan.parallelism.recompute != "full" or not n or n == 1 or not est.fits:
+    if not plan.parallelism.partial_recompute or n == 1 or not est.fits:
         return plan, est
     lo, hi, best = 0, n, (plan, est)  # lo: known not to fit (0: no recomputation, not tried)
     while hi - lo > 1:

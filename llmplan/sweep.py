@@ -172,7 +172,14 @@ def sweep(plan: Plan, keep: str = "all", **axes: Sequence[Any]) -> Sweep:
                 continue
         # recompute_layers: with counts on the axis, every layer (0) is priced by the same
         # structure as the counts, at n_rc = layers (a recomputed fraction of exactly 1)
-        groups = [([0] if every else []) + counts] if sdict["recompute"] == "full" and counts else [[0]]
+        # (the block method only: under "uniform" a count is a group size, and every layer at
+        # once is not recompute_layers = None)
+        if sdict["recompute"] != "full" or not counts:
+            groups = [[0]]
+        elif plan.parallelism.recompute_method == "block":
+            groups = [([0] if every else []) + counts]
+        else:
+            groups = ([[0]] if every else []) + [counts]
         for rl in groups:
             numeric["recompute_layers"] = rl
             # every combination, in itertools.product order (the last axis varies fastest)

@@ -94,7 +94,7 @@ m = declare("m", "micro-batches per step per pipeline (gradient accumulation)", 
 L_s = declare("L_s", "layers on the pipeline stage of the reported (most loaded) GPU", "layers")
 L_max = declare("L_max", "layers on the fullest pipeline stage", "layers")
 L_last = declare("L_last", "layers on the last pipeline stage (the one with the LM head)", "layers")
-n_rc = declare("n_rc", "layers per pipeline-stage model chunk that full recomputation recomputes ([parallelism] recompute_layers)", "layers")
+n_rc = declare("n_rc", "[parallelism] recompute_layers: the layers full recomputation recomputes per pipeline-stage model chunk (block method), or per checkpointed group (uniform)", "layers")
 i_pp = declare("i_pp", "pipeline rank of the reported GPU (0 = first stage)", "rank", zero=True)
 n_node = declare("n_node", "GPUs per node", "GPUs")
 

@@ -88,3 +88,16 @@ def test_example_comments_quote_the_current_prediction(name):
     plan = llmplan.load(path)
     predicted = METRICS[QUOTED[name]].predict(llmplan.estimate(plan), plan)
     assert value == pytest.approx(predicted, rel=0.02)
+
+
+def test_the_errors_page_lists_the_current_parallelism_keys():
+    """docs/errors.md shows the unknown-key message for ``[parallelism] tensor_paralel``; its
+    list of allowed keys must be the one llmplan prints (it went stale twice as keys were added)."""
+    import llmplan
+
+    shown = re.search(r"^(parallelism\.tensor_paralel: unknown key .*)$", (ROOT / "docs/errors.md").read_text(encoding="utf-8"), re.M)
+    assert shown
+    text = (ROOT / "examples/llama2-70b-pretrain.toml").read_text(encoding="utf-8")
+    with pytest.raises(llmplan.LlmplanError) as err:
+        llmplan.loads(text.replace("[parallelism]\n", "[parallelism]\ntensor_paralel = 8\n", 1))
+    assert shown.group(1) in str(err.value)

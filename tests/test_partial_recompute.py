@@ -212,3 +212,69 @@ def test_search_reports_the_fewest_recomputed_layers_that_fit():
         if par["recompute_layers"] > 1:  # one fewer does not fit
             fewer = attrs.evolve(p, parallelism=attrs.evolve(p.parallelism, recompute_layers=par["recompute_layers"] - 1))
             assert not llmplan.estimate(fewer).fits
+
+
+# --- recompute_method = "uniform": every layer recomputed, N at a time ---------------------------
+
+
+def _uniform(n, **kw):
+    plan = _plan(layers=n, **kw)
+    return attrs.evolve(plan, parallelism=attrs.evolve(plan.parallelism, recompute_method="uniform"))
+
+
+@pytest.mark.parametrize("n, groups, last", [(1, 8, 1), (2, 4, 2), (3, 3, 2), (4, 2, 4), (5, 2, 3), (8, 1, 8), (20, 1, 8)])
+def test_uniform_groups_by_hand(n, groups, last):
+    # rank 0 holds 8 layers in 2 micro-batches, cut into groups of n (the last one `last`
+    # layers), each storing its input only. The backward recomputes the last group first,
+    # holding its layers' full activations with every group input stored (its own among
+    # them), then each whole group with the last group's input freed: the larger of the two
+    full, ckpt = _layer_bytes()
+    transient = max(last * full - ckpt, (min(n, 8) * full - 2 * ckpt) if groups > 1 else 0)
+    expected = 2 * groups * ckpt + transient
+    est = llmplan.estimate(_uniform(n))
+    assert float(est.value("memory.per_gpu.activations")) == pytest.approx(expected, rel=1e-12)
+    assert float(est.value("memory.checkpoint_groups")) == groups
+
+
+def test_uniform_recomputes_every_layer_and_one_at_a_time_is_full():
+    every = llmplan.estimate(_plan(layers=None))
+    for n in (1, 3, 8):
+        est = llmplan.estimate(_uniform(n))
+        for key in ("flops.per_step", "communication.tp_seconds"):  # every layer's forward repeated
+            assert float(est.value(key)) == pytest.approx(float(every.value(key)), rel=1e-12)
+    one = llmplan.estimate(_uniform(1))
+    assert float(one.value("memory.per_gpu.total")) == pytest.approx(float(every.value("memory.per_gpu.total")), rel=1e-12)
+    assert float(one.value("time.step_seconds")) == pytest.approx(float(every.value("time.step_seconds")), rel=1e-12)
+
+
+def test_uniform_interleaved_chunks_are_grouped_apart():
+    # pp = 2, v = 2: two chunks of 4 layers on rank 0; n = 3 → groups of 3 + 1 in each chunk
+    full, ckpt = _layer_bytes()
+    est = llmplan.estimate(_uniform(3, schedule="interleaved", virtual=2))
+    assert float(est.value("memory.checkpoint_groups")) == 4
+    # per chunk a group of 3 and a last group of 1: recomputing a whole group, the last one's input freed
+    assert float(est.value("memory.per_gpu.activations")) == pytest.approx(2.5 * 4 * ckpt + (3 * full - 2 * ckpt), rel=1e-12)
+
+
+def test_recompute_method_errors_and_round_trip():
+    with pytest.raises(LlmplanError, match=r"recompute_method.*'blocks' is not allowed.*did you mean 'block'"):
+        Parallelism(recompute="full", recompute_layers=2, recompute_method="blocks")
+    est = llmplan.estimate(attrs.evolve(_plan(layers=None), parallelism=attrs.evolve(_plan(layers=None).parallelism, recompute_method="uniform")))
+    assert any('recompute_method = "uniform" applies to recompute = "full" with recompute_layers' in w for w in est.warnings)
+    plan = _uniform(2)
+    text = llmplan.dump(plan)
+    assert 'recompute_method = "uniform"' in text and llmplan.loads(text).parallelism == plan.parallelism
+
+
+def test_a_sweep_of_uniform_groups_equals_the_scalar_estimates():
+    from llmplan.search import _plan_for
+    from llmplan.sweep import sweep
+
+    base = _uniform(None)
+    sw = sweep(base, tp=[2], pp=[1, 2], micro_batch=[1], gpus=[8], zero=[1], recompute=["full"], recompute_layers=[None, 2, 16])
+    rows = sw.rows(np.where(sw.valid)[0])
+    assert sorted((r["pp"], r["recompute_layers"]) for r in rows) == [(1, 0), (1, 2), (1, 16), (2, 0), (2, 2), (2, 16)]
+    for row in rows:
+        plan = attrs.evolve(_plan_for(base, row), parallelism=attrs.evolve(_plan_for(base, row).parallelism, recompute_method="uniform"))
+        est = llmplan.estimate(plan)
+        assert row["memory.per_gpu.total"] == pytest.approx(float(est.value("memory.per_gpu.total")), rel=1e-12)

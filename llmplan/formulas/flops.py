@@ -200,7 +200,7 @@ def full_recompute_share(par) -> sympy.Expr:
     of the average stage (``L/p`` layers; exact for even stages); 0 otherwise."""
     if par.recompute != "full":
         return sympy.Integer(0)
-    if par.recompute_layers is None:
+    if not par.partial_recompute:  # every layer (recompute_method = "uniform" too: N at a time)
         return sympy.Integer(1)
     from ..symbols import p
 
@@ -410,7 +410,7 @@ def define(q: Definitions) -> None:
                 # torch's non-reentrant checkpoint stops before each layer's last projection
                 extra -= early_stop_skipped_per_token(model)
                 extra_src += "; but the layers' last projections, which torch's non-reentrant checkpoint does not rerun"
-            if plan.parallelism.recompute_layers is not None:
+            if plan.parallelism.partial_recompute:
                 # even stages: each holds L/p layers; uneven ones are priced at the average stage
                 rho = q.define(
                     "flops.recomputed_layer_fraction",

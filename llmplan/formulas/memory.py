@@ -571,6 +571,27 @@ def define(q: Definitions) -> None:
             "the others (everything) and over dense/MoE layers; ÷ cp",
             act_src + "; Megatron-LM --recompute-method block",
         )
+    elif par.grouped_recompute:
+        from ..symbols import n_rc
+
+        # recompute_method = "uniform": each chunk of L_s/v layers cut into groups of n_rc,
+        # only each group's input stored (Megatron-LM's uniform method)
+        groups = q.define(
+            "memory.checkpoint_groups",
+            "g_rc",
+            v * sympy.ceiling(L_s / (v * n_rc)),
+            "groups",
+            "checkpointed groups of recompute_layers layers on the reported stage (each of its v chunks cut apart)",
+            "Megatron-LM --recompute-method uniform",
+        )
+        A_layer = q.define(
+            "memory.activations_per_layer",
+            "A_layer",
+            groups * average("full") / (L_s * c),
+            "B",
+            "activations one layer stores per micro-batch on average: one group input per recompute_layers layers; ÷ cp",
+            act_src + "; Megatron-LM --recompute-method uniform",
+        )
     else:
         A_layer = q.define(
             "memory.activations_per_layer",
@@ -618,6 +639,17 @@ def define(q: Definitions) -> None:
         # chunk's other layers have freed their activations: a recomputed layer's transient
         # adds to the peak only when every layer of the chunk is recomputed
         acts += sympy.Piecewise((A_rec, sympy.Ge(rho_s, 1)), (0, True))
+    elif par.grouped_recompute:
+        from ..symbols import n_rc
+
+        # the backward recomputes a whole group at once, holding its layers' full activations
+        # (its own input among them) with the inputs of the groups before it: the last group of
+        # a chunk (r layers, r ≤ n_rc) with every input still stored, or a whole group once the
+        # last one's input is freed — whichever is larger
+        chunk = L_s / v
+        last = chunk - (sympy.ceiling(chunk / n_rc) - 1) * n_rc
+        acts += sympy.Max(last * average("none") - average("full"),
+                          sympy.Min(n_rc, chunk) * average("none") - 2 * average("full")) / c
     elif rec != "none":
         # the layer being recomputed in the backward pass holds its full activations again
         acts += A_rec
