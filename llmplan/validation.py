@@ -1925,8 +1925,15 @@ MBRIDGE_LORA = LoRA(rank=16, alpha=32, targets=("q_proj", "k_proj", "v_proj"))
 #: (LLAMA3_8B_PRETRAIN_CONFIG_H100_FP8_CS_BASE_CONFIG) sets recompute_num_layers = 5, which the
 #: scripts apply as recompute_granularity = "full", recompute_method = "block"
 #: (utils/overrides.py): the first 5 of the 32 layers recomputed
-MBRIDGE_LAYOUTS: dict[str, dict] = {
-    "mbridge_2511_llama3_8b": dict(zero=3, sharding="fsdp", recompute="full", recompute_layers=5, pp_schedule="1f1b"),
+MBRIDGE_LAYOUTS: dict[str, tuple[dict, str]] = {
+    "mbridge_2511_llama3_8b": (
+        dict(zero=3, sharding="fsdp", recompute="full", recompute_layers=5, pp_schedule="1f1b"),
+        "Megatron-FSDP (the table's FSDP = 1: parameters, gradients and optimizer states sharded over the 8 GPUs, "
+        "zero = 3 with sharding = \"fsdp\") with overlapped gathers and reduce-scatters, full recomputation of the "
+        "first 5 of the 32 layers (the preset's recompute_num_layers = 5, which the scripts run as Megatron's block "
+        "method: recompute_layers = 5), bf16 gradient reduction, no CUDA graphs; the preset itself sets no FSDP "
+        "(docs/validation.md item 23 gives that reading, the distributed optimizer, too)",
+    ),
 }
 MBRIDGE_NAMES = {"llama-3.1-8b": "Llama 3 8B", "llama-3.1-70b": "Llama 3 70B", "llama-3.1-405b": "Llama 3.1 405B"}
 
@@ -1942,7 +1949,8 @@ def _megatron_bridge() -> list[Run]:
         vocab = -(-base.vocab // multiple) * multiple
         big = base.layers > 100  # 405B: the embedding and the loss count as layers of the pipeline split
         name = MBRIDGE_NAMES[mid]
-        layout = MBRIDGE_LAYOUTS.get(key, dict(zero=1, recompute="none", pp_schedule="interleaved", virtual_stages=vp))
+        layout, own_recipe = MBRIDGE_LAYOUTS.get(key, (dict(zero=1, recompute="none", pp_schedule="interleaved",
+                                                            virtual_stages=vp), None))
         model = attrs.evolve(base, name=name, vocab=vocab)
         kind = {"pretrain": "pretrain", "sft": "full-finetune", "lora": "lora"}[task]
         what = {"pretrain": "", "sft": " SFT", "lora": " LoRA"}[task]
@@ -1958,13 +1966,7 @@ def _megatron_bridge() -> list[Run]:
                 account_for_embedding_in_pipeline_split=big, account_for_loss_in_pipeline_split=big,
             ),
         )
-        recipe = {
-            "pretrain8b": ("Megatron-FSDP (the table's FSDP = 1: parameters, gradients and optimizer states sharded "
-                           "over the 8 GPUs, zero = 3 with sharding = \"fsdp\") with overlapped gathers and "
-                           "reduce-scatters, full recomputation of the first 5 of the 32 layers (the preset's "
-                           "recompute_num_layers = 5, which the scripts run as Megatron's block method: "
-                           "recompute_layers = 5), bf16 gradient reduction, no CUDA graphs; the preset itself sets no "
-                           "FSDP (docs/validation.md item 23 gives that reading, the distributed optimizer, too)"),
+        recipe = own_recipe or {
             "pretrain": ("the distributed optimizer (zero = 1) with overlapped gradient reduce-scatter and parameter "
                          "all-gather, bf16 gradient reduction, no activation recomputation, no CUDA graphs"),
             "sft": ("full fine-tuning with the distributed optimizer (zero = 1) whose gradient reduction and parameter "
@@ -1973,7 +1975,7 @@ def _megatron_bridge() -> list[Run]:
                     "(CPU launch time, not modelled)"),
             "lora": ("LoRA rank 16, alpha 32 on the fused QKV projection (as q, k and v adapters here), the frozen base "
                      "in FP8 GEMMs, one data-parallel rank, no activation recomputation"),
-        }["pretrain8b" if key in MBRIDGE_LAYOUTS else task]
+        }[task]
         out.append(
             Run(
                 id=key.replace("_", "-"),

@@ -354,13 +354,13 @@ def define(q: Definitions) -> None:
     q.define("communication.dp_bytes", "C_dp", dp_bytes, "B", "bytes a GPU sends for DP per step", SRC)
     # --- tensor parallel: per layer, per micro-batch -----------------------------------------
     act = q_a * s * b * h / c
-    from .flops import early_stop_gemms, recompute_share
+    from .flops import not_rerun_gemms, recompute_share
 
     # two all-reduces (or RS+AG pairs) per pass: after the attention and MLP output
     # projections forward, before the fused QKV and FC1 backward (Megatron-LM); the
     # recomputed forward repeats them for the recomputed layers
     rerun = sympy.Integer(2)
-    if par.framework == "hf" and "mlp_down" in early_stop_gemms(model):
+    if "mlp_down" in not_rerun_gemms(plan):
         # torch's non-reentrant checkpoint stops before the down projection, and so before its
         # all-reduce (with SP: its reduce-scatter, half a pair), in the dense-MLP layers
         from ..symbols import L_dense

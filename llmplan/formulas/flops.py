@@ -180,6 +180,14 @@ def early_stop_gemms(model) -> tuple[str, ...]:
     return out
 
 
+def not_rerun_gemms(plan) -> tuple[str, ...]:
+    """The :func:`early_stop_gemms` that ``plan``'s full recomputation leaves out: all of them
+    under ``framework = "hf"`` (torch's non-reentrant checkpoint), none under Megatron's
+    checkpoint, which reruns the whole layer. The one place FLOPs, η_shape and the TP
+    collectives ask."""
+    return early_stop_gemms(plan.model) if plan.parallelism.framework == "hf" else ()
+
+
 @formula("early_stop_skipped_per_token", "torch.utils.checkpoint (non-reentrant, early stop); measured with FlopCounterMode")
 def early_stop_skipped_per_token(model) -> sympy.Expr:
     """Forward FLOPs per token that full recomputation under ``framework = "hf"`` does *not*
@@ -406,7 +414,7 @@ def define(q: Definitions) -> None:
             if mtp:
                 extra += L_mtp * mtp_block_per_token(model)
             extra_src = "full recomputation repeats every layer's forward (Narayanan et al. 2021 eq. (3): 4 passes)"
-            if plan.parallelism.framework == "hf":
+            if not_rerun_gemms(plan):
                 # torch's non-reentrant checkpoint stops before each layer's last projection
                 extra -= early_stop_skipped_per_token(model)
                 extra_src += "; but the layers' last projections, which torch's non-reentrant checkpoint does not rerun"
@@ -422,8 +430,7 @@ def define(q: Definitions) -> None:
                     recomputed_layer_fraction.source,
                 )
                 extra = rho * extra
-                extra_src = ("full recomputation of recompute_layers layers per model chunk repeats their forward "
-                             "(Megatron-LM block method; Narayanan et al. 2021 eq. (3))")
+                extra_src += "; only recompute_layers layers per model chunk (Megatron-LM's block method)"
         elif rec == "selective":
             modules = plan.parallelism.selective_modules
             extra = selective_recompute_per_token(model, modules, mtp)

@@ -202,14 +202,17 @@ def gemm_seconds(rows, cols, inner, count=1, peak=F_peak, efficiency=eta_gemm) -
 def gemm_efficiency(plan) -> sympy.Expr:
     """``η_shape``: FLOP-weighted achieved fraction of peak over every GEMM of a training step.
 
-    Sum over :func:`llmplan.formulas.flops.gemm_shapes` of each GEMM's forward pass (twice
-    with full recomputation, and for the GEMMs selective recomputation repeats:
-    :func:`recomputed_gemms`), its input-gradient pass and, for a trained weight, its
+    Sum over :func:`llmplan.formulas.flops.gemm_shapes` of each GEMM's forward pass (again
+    with full recomputation, for the recomputed share of the layers and not for
+    :func:`llmplan.formulas.flops.not_rerun_gemms`, and for the GEMMs selective recomputation
+    repeats: :func:`recomputed_gemms`), its input-gradient pass and, for a trained weight, its
     weight-gradient pass: ``Σ F / (F_peak · Σ gemm_seconds)``. Under FP8 compute the GEMMs
     FP8 recipes keep in BF16 (:data:`FP8_EXCLUDED_GEMMS`: the output head and the MoE router)
     run at the BF16 peak and ``η_gemm16``, so η_shape is then the FP8-equivalent rate of the
     mix.
     """
+    from .flops import not_rerun_gemms
+
     par, model = plan.parallelism, plan.model
     moe = model.moe if model.is_moe else None
     key = (
@@ -220,7 +223,7 @@ def gemm_efficiency(plan) -> sympy.Expr:
         par.flash_attention,
         par.recompute == "full",
         par.partial_recompute,  # recompute_layers: the repeated forward weighted by the recomputed share
-        par.framework == "hf",  # torch's non-reentrant checkpoint: the layers' last projections not rerun
+        not_rerun_gemms(plan),  # torch's non-reentrant checkpoint: the layers' last projections not rerun
         recomputed_gemms(plan),
         plan.method.adapter is None,
         par.pp_schedule == "dualpipe",
@@ -253,11 +256,10 @@ def _gemm_efficiency(plan) -> sympy.Expr:
     trained = plan.method.adapter is None
     fp8 = plan.precision.dtype("compute") == "fp8"
     flops_sum, seconds_sum = sympy.Integer(0), sympy.Integer(0)
-    from .flops import early_stop_gemms, full_recompute_share
+    from .flops import full_recompute_share, not_rerun_gemms
 
     full = full_recompute_share(par)  # with recompute_layers, that share of the layers repeats its forward
-    # framework = "hf": torch's non-reentrant checkpoint does not rerun the layers' last projections
-    not_rerun = early_stop_gemms(plan.model) if par.framework == "hf" else ()
+    not_rerun = not_rerun_gemms(plan)  # framework = "hf": the layers' last projections
     for g in gemm_shapes(plan.model, flash=par.flash_attention):
         fwd_passes = 2 if g.name in again else 1 + (0 if g.name in not_rerun else full)
         # FP8 recipes keep the output head and the router in BF16
