@@ -371,7 +371,7 @@ def plan_values(plan, params_total: int, params_active: int) -> tuple[dict[sympy
             S.W_hbm: cl.gpu.memory_bandwidth,
             S.n_sm: cl.gpu.sms or 1,
             S.P_tdp: cl.gpu.tdp,
-            # η_gemm: the plan's, else GEMM_FRACTION_OF_MAMF (0.74) × the GPU's measured max achievable matmul rate ÷ peak
+            # η_gemm: the plan's, else GEMM_FRACTION_OF_MAMF (0.75) × the GPU's measured max achievable matmul rate ÷ peak
             S.eta_gemm: plan.efficiency.gemm or default_gemm_efficiency(cl.gpu, prec.dtype("compute"))[0],
             # the GEMMs an FP8 recipe keeps in BF16 (output head, router): the plan's η_gemm, else
             # the default of the BF16 dtype (= η_gemm without FP8)

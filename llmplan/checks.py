@@ -63,7 +63,14 @@ def plan_problems(plan: "Plan") -> list[Problem]:
         p.append(Problem("parallelism.tp", f"{par.tp} does not divide heads = {heads} (allowed: {allowed})"))
     if par.pp > m.layers:
         p.append(Problem("parallelism.pp", f"{par.pp} exceeds layers = {m.layers} (allowed: 1 … {m.layers})"))
-    if par.pp_schedule == "interleaved" and par.pp * par.v > m.layers:
+    if par.pp_schedule == "interleaved" and par.pp == 1:
+        p.append(
+            Problem(
+                "parallelism.pp_schedule",
+                "'interleaved' needs pp ≥ 2: one stage has no pipeline to interleave (allowed with pp = 1: 1f1b, gpipe)",
+            )
+        )
+    elif par.pp_schedule == "interleaved" and par.pp * par.v > m.layers:
         p.append(
             Problem(
                 "parallelism.virtual_stages",

@@ -45,22 +45,22 @@ __all__ = [
 #: Fraction of the GPU's *maximum achievable matmul rate* (MAMF: the best of a brute-force
 #: search over large GEMM shapes, measured per GPU and dtype — S. Bekman, *Machine Learning
 #: Engineering*, "Maximum Achievable Matmul FLOPS comparison table") that a training step's
-#: large GEMMs reach: ``η_gemm = GEMM_FRACTION_OF_MAMF × mamf / peak`` (A100 0.643, H100 SXM
-#: BF16 0.594, FP8 0.524). It is the one constant of the efficiency model fitted to
+#: large GEMMs reach: ``η_gemm = GEMM_FRACTION_OF_MAMF × mamf / peak`` (A100 0.652, H100 SXM
+#: BF16 0.602, FP8 0.532). It is the one constant of the efficiency model fitted to
 #: training runs: the minimum of the mean |log(predicted/published)| over Megatron-LM's
 #: Table 1 (Narayanan et al. 2021: ten GPT shapes, 1.7B–1T, on 32–3,072 A100, every layout
-#: fact published) is 0.743 (:func:`llmplan.validation.fit_gemm_fraction`; rounded to two
+#: fact published) is 0.755 (:func:`llmplan.validation.fit_gemm_fraction`; rounded to two
 #: decimals; ``tests/test_validation.py`` refits it). Every other validation run is held
 #: out, and leave-one-group-out cross-validation refits 0.75–0.78 whichever group is left
 #: out (``docs/validation.md``). What the GEMMs lose beyond MAMF (launch gaps, clocks under
 #: a whole step's load, shapes worse than the search's best) is in this number; what runs
 #: between them is priced separately (elementwise traffic, bubble, exposed communication,
 #: optimizer step).
-GEMM_FRACTION_OF_MAMF = 0.74
+GEMM_FRACTION_OF_MAMF = 0.75
 
 #: ``η_gemm`` on a GPU whose catalog entry has no measured maximum achievable matmul rate
 #: (``mamf``): the A100 SXM's default, ``GEMM_FRACTION_OF_MAMF`` × its MAMF ÷ peak (271.2 of
-#: 312 TFLOP/s in BF16, the catalog's figures) = 0.643 — an **assumption** for such a GPU.
+#: 312 TFLOP/s in BF16, the catalog's figures) = 0.652 — an **assumption** for such a GPU.
 DEFAULT_GEMM_EFFICIENCY = round(GEMM_FRACTION_OF_MAMF * 271.2 / 312.0, 3)
 
 
@@ -1087,9 +1087,9 @@ class Efficiency(_Checked):
         mfu: assume this model-FLOPs utilisation outright:
             time = flops.total ÷ (peak × mfu × gpus).
         gemm: achievable fraction of dense peak in the step's matrix multiplies
-            (``η_gemm``); default :func:`default_gemm_efficiency` — 0.74 × the GPU's
-            measured maximum achievable matmul rate ÷ its peak (A100 0.643, H100 SXM
-            BF16 0.594, FP8 0.524), :data:`DEFAULT_GEMM_EFFICIENCY` where the catalog
+            (``η_gemm``); default :func:`default_gemm_efficiency` — 0.75 × the GPU's
+            measured maximum achievable matmul rate ÷ its peak (A100 0.652, H100 SXM
+            BF16 0.602, FP8 0.532), :data:`DEFAULT_GEMM_EFFICIENCY` where the catalog
             has no such measurement. The value applies to every dtype of the plan.
         attention: achieved fraction of dense peak in the fused (FlashAttention) attention
             kernel, on the FLOPs it executes — a causal kernel skips the masked half, the

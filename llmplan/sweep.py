@@ -194,6 +194,11 @@ def sweep(plan: Plan, keep: str = "all", **axes: Sequence[Any]) -> Sweep:
                     continue
                 sub = {k: v[sel] for k, v in cols.items()}
                 parts.append(_evaluate_group(plan, params, sdict, sub, keep, dedupe=every))
+    if not parts:
+        raise LlmplanError(
+            f"the sweep has no layout to evaluate: pp_schedule {values['pp_schedule']} with pp {values['pp']} "
+            "('interleaved' needs pp ≥ 2, 'dualpipe' an even pp)"
+        )
     layout = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
     results = {k: np.concatenate([np.broadcast_to(p[1][k], p[2].shape) for p in parts]) for k in parts[0][1]}
     valid = np.concatenate([p[2] for p in parts])

@@ -74,3 +74,58 @@ def test_a_sweep_carries_it():
         plan = _plan_for(base, row)
         assert plan.parallelism.dp_overlap is False
         assert row["time.step_seconds"] == pytest.approx(_v(llmplan.estimate(plan), "time.step_seconds"), rel=1e-9)
+
+
+def _slow(plan: Plan, bandwidth: float) -> Plan:
+    import attrs
+
+    net = attrs.evolve(catalog.link("ib-ndr"), bandwidth=bandwidth)
+    return attrs.evolve(plan, cluster=attrs.evolve(plan.cluster, inter_node=net),
+                        precision=Precision(preset="bf16-mixed", grads="bf16"))
+
+
+def _forward_share(est) -> float:
+    """The forward pass's share of the step's compute: its FLOPs over the step's."""
+    return _v(est, "flops.forward_per_token") / (_v(est, "flops.per_token") + _v(est, "flops.recompute_per_token"))
+
+
+@pytest.mark.parametrize("accum", [1, 4, 16])
+def test_accumulated_gradients_hide_behind_the_last_backward_only(accum):
+    # DDP (zero 0) with gradient accumulation reduces only after the last micro-batch
+    # (no_sync on the others; Megatron-Core's schedules likewise): the all-reduce overlaps one
+    # micro-batch's backward, (1 − f)/m of the compute, not the whole step's backward
+    est = llmplan.estimate(_slow(_plan(zero=0, accum=accum), 5e9))
+    T_dp, T_comp, f = _v(est, "communication.dp_seconds"), _v(est, "time.compute_seconds"), _forward_share(est)
+    assert f == pytest.approx(1 / 3, rel=0.05)  # no recomputation: forward 2, backward 4 FLOPs per parameter-token (+ attention's)
+    assert _v(est, "communication.dp_step_grad_seconds") == pytest.approx(T_dp, rel=1e-12)
+    expected = max(0.0, T_dp - (1 - f) * T_comp / accum)
+    assert expected > 0
+    assert _v(est, "communication.dp_exposed_seconds") == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("accum", [1, 4, 16])
+def test_zero1_reduce_scatter_and_gather_hide_behind_their_own_pass(accum):
+    # ZeRO-1 / the distributed optimizer: the accumulated gradients are reduce-scattered in the
+    # last micro-batch's backward, the updated parameters all-gathered ahead of the next step's
+    # first forward (overlap_param_gather). bf16 gradients and weights: the two collectives
+    # move the same bytes over the same ring, half of T_dp each
+    est = llmplan.estimate(_slow(_plan(zero=1, accum=accum), 5e9))
+    T_dp, T_comp, f = _v(est, "communication.dp_seconds"), _v(est, "time.compute_seconds"), _forward_share(est)
+    assert _v(est, "communication.dp_step_grad_seconds") == pytest.approx(T_dp / 2, rel=1e-12)
+    assert _v(est, "communication.dp_step_gather_seconds") == pytest.approx(T_dp / 2, rel=1e-12)
+    expected = max(0.0, T_dp / 2 - (1 - f) * T_comp / accum) + max(0.0, T_dp / 2 - f * T_comp / accum)
+    assert _v(est, "communication.dp_exposed_seconds") == pytest.approx(expected, rel=1e-9)
+
+
+def test_zero2_reduce_scatters_every_micro_batch_behind_its_backward():
+    # ZeRO-2 reduce-scatters each micro-batch's gradients in that micro-batch's backward, and
+    # gathers the updated parameters once, ahead of the next step's first forward
+    accum = 4
+    est = llmplan.estimate(_slow(_plan(zero=2, accum=accum), 5e9))
+    T_dp, T_comp, f = _v(est, "communication.dp_seconds"), _v(est, "time.compute_seconds"), _forward_share(est)
+    T_u = _v(est, "communication.dp_step_gather_seconds")
+    assert T_u == pytest.approx(T_dp / (accum + 1), rel=1e-12)  # one gather, accum reduce-scatters of the same size
+    assert _v(est, "communication.dp_step_grad_seconds") == 0
+    per_micro = (T_dp - T_u) / accum
+    expected = accum * max(0.0, per_micro - (1 - f) * T_comp / accum) + max(0.0, T_u - f * T_comp / accum)
+    assert _v(est, "communication.dp_exposed_seconds") == pytest.approx(expected, rel=1e-9)

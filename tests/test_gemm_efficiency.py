@@ -105,9 +105,9 @@ def test_shape_efficiency_never_exceeds_the_large_gemm_efficiency(tp, micro_batc
     plan = _plan(gpus=8, tp=tp, micro_batch=micro_batch, seq_len=seq_len, flash=flash)
     est = llmplan.estimate(plan)
     eta = est.value("time.gemm_efficiency")
-    # never above the large-GEMM η_gemm the plan binds (the test GPU has no mamf: 0.643)
+    # never above the large-GEMM η_gemm the plan binds (the test GPU has no mamf: 0.652)
     assert 0 < eta <= est.values[S.eta_gemm] + 1e-12
-    assert est.values[S.eta_gemm] == 0.643
+    assert est.values[S.eta_gemm] == 0.652
 
 
 def test_smaller_micro_batches_are_not_more_efficient_per_flop():

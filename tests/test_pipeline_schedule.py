@@ -232,3 +232,18 @@ def test_uneven_stages_are_paced_by_the_fullest():
     head = 6 * 1024 * 256000
     assert head > (F - head) / 10
     assert iota == pytest.approx(4 * (2 * (F - head) / 10 + head) / F, rel=1e-12)
+
+
+def test_interleaving_one_stage_is_a_plan_error_and_an_empty_sweep_says_why():
+    # found by fuzzing: the estimate priced pp = 1 "interleaved" as if it were 1F1B, while
+    # the sweep drops those rows, so sweep(plan, tp=[t]) of that very plan had no row and
+    # raised an IndexError from inside numpy
+    from llmplan.errors import LlmplanError, PlanError
+    from llmplan.sweep import sweep
+
+    with pytest.raises(PlanError, match=r"parallelism.pp_schedule: 'interleaved' needs pp ≥ 2"):
+        make_plan(model=MODEL_32, pp=1, gpus=8, schedule="interleaved", virtual=2)
+    plan = make_plan(model=MODEL_32, pp=2, gpus=8, schedule="interleaved", virtual=2)
+    with pytest.raises(LlmplanError, match=r"no layout to evaluate: pp_schedule \['interleaved'\] with pp \[1\]"):
+        sweep(plan, pp=[1])
+    assert len(sweep(plan, pp=[1, 2])) == 1  # pp = 1 left out, pp = 2 kept

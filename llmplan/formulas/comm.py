@@ -291,6 +291,12 @@ def define(q: Definitions) -> None:
     def half(size):
         return _gather_seconds(n_sh, size, alpha_dp, W_dp)  # seconds of one of them
 
+    # how the traffic falls over a step (time.dp_exposed hides each part behind its pass):
+    # dp_forward runs in every micro-batch's forward; step_grad — gradients reduced once per
+    # step — only in the last micro-batch's backward (DDP's no_sync and Megatron-Core's
+    # schedules skip the reduction on the others); step_gather — the updated parameters,
+    # gathered once per step — in the next step's first forward; the rest in every backward
+    dp_forward = step_grad = step_gather = 0
     if par.zero == 3:
         # ZeRO-3 / FSDP FULL_SHARD frees the gathered parameters after use, so every
         # micro-batch all-gathers each layer in its forward and again in its backward and
@@ -310,6 +316,7 @@ def define(q: Definitions) -> None:
         # FSDP2 reshard_after_forward=False, measured) — m all-gathers and m reduce-scatters
         dp_bytes = m * (ring(gather_buffer) + ring(grad_buffer))
         dp_time = m * (half(gather_buffer) + half(grad_buffer))
+        dp_forward = m * half(gather_buffer)  # the gathers run ahead of each forward
         dp_desc = "FSDP SHARD_GRAD_OP: parameter all-gather and gradient reduce-scatter every micro-batch"
     elif par.zero == 2:
         # ZeRO-2 keeps only its shard of the gradients, so it cannot accumulate a full
@@ -318,19 +325,20 @@ def define(q: Definitions) -> None:
         # per step — (m + 1) half all-reduces when q_w = q_g (one all-reduce when m = 1)
         dp_bytes = m * ring(grad_buffer) + ring(update_buffer)
         dp_time = m * half(grad_buffer) + half(update_buffer)
+        step_gather = half(update_buffer)
         dp_desc = "ZeRO-2 gradient reduce-scatter every micro-batch, parameter all-gather once per step"
     elif par.zero == 1:
         # ZeRO-1 / Megatron's distributed optimizer: the accumulated gradients are
         # reduce-scattered once per step, the updated parameter shards all-gathered
         dp_bytes = ring(grad_buffer) + ring(update_buffer)
         dp_time = half(grad_buffer) + half(update_buffer)
+        step_grad, step_gather = half(grad_buffer), half(update_buffer)
         dp_desc = "ZeRO-1: gradient reduce-scatter and parameter all-gather, once per step"
     else:
         dp_bytes = ring_allreduce_bytes(n_dp, grad_buffer)
         dp_time = ring_allreduce_seconds(n_dp, grad_buffer, alpha_dp, W_dp)
+        step_grad = dp_time
         dp_desc = "data-parallel gradient all-reduce, once per step"
-    if par.zero != 3:
-        dp_forward = 0  # gradient traffic only: all of it in (or after) the backward pass
     rep_time = 0  # hybrid sharding's replica all-reduce, kept apart for time.comm_contention
     if par.dp_shard is not None and par.zero >= 1:
         # hybrid sharding: each shard group holds a full copy of the states, so the gradient
@@ -344,12 +352,21 @@ def define(q: Definitions) -> None:
         dp_bytes += times * ring_allreduce_bytes(n_rep, grad_buffer / n_sh)
         rep_time = times * pieces * ring_allreduce_seconds(n_rep, grad_buffer / (n_sh * pieces), alpha_rep, W_rep)
         dp_time += rep_time
+        if not fsdp:
+            step_grad += rep_time  # accumulated gradients: reduced across the replicas once, at the end
         dp_desc += "; hybrid sharding: gradient shards all-reduced across the replicas" + (
             " every micro-batch, layer by layer" if fsdp else " once per step")
     q.define("communication.dp_replica_seconds", "T_rep", rep_time, "s",
              "the part of the data-parallel time that is hybrid sharding's replica all-reduce (0 without it)", SRC)
     q.define("communication.dp_forward_seconds", "T_dpf", dp_forward, "s",
-             "the part of the data-parallel time that runs in the forward pass (ZeRO-3's forward all-gathers; 0 otherwise)", SRC)
+             "the part of the data-parallel time that runs in every micro-batch's forward pass (ZeRO-3's and FSDP "
+             "SHARD_GRAD_OP's parameter all-gathers; 0 otherwise)", SRC)
+    q.define("communication.dp_step_grad_seconds", "T_dpg", step_grad, "s",
+             "the part of the data-parallel time that reduces gradients accumulated over the step (ZeRO-0/1, hybrid "
+             "sharding's replica all-reduce outside FSDP): it runs in the last micro-batch's backward pass", SRC)
+    q.define("communication.dp_step_gather_seconds", "T_dpu", step_gather, "s",
+             "the part of the data-parallel time that all-gathers the updated parameters once per step (ZeRO-1/2): "
+             "it runs ahead of the next step's first forward pass", SRC)
     T_dp = q.define("communication.dp_seconds", "T_dp", dp_time, "s", dp_desc, SRC)
     q.define("communication.dp_bytes", "C_dp", dp_bytes, "B", "bytes a GPU sends for DP per step", SRC)
     # --- tensor parallel: per layer, per micro-batch -----------------------------------------

@@ -461,27 +461,6 @@ def define(q: Definitions) -> None:
         )
         T_dp = q.ref("communication.dp_seconds")
         T_cp = q.ref("communication.cp_seconds")
-        if not plan.parallelism.dp_overlap:
-            # [parallelism] dp_overlap = false (Megatron's overlap_grad_reduce / overlap_param_gather
-            # off, DeepSpeed's overlap_comm off): the reduction starts after the backward pass, the
-            # gathers when their layer needs them — none of it hidden
-            dp_exposed = T_dp
-            dp_src = "[parallelism] dp_overlap = false: no data-parallel traffic hidden"
-        elif plan.parallelism.zero == 3:
-            # ZeRO-3 / FSDP prefetch each layer's gathers behind the compute of the same pass:
-            # the forward all-gathers behind the forward pass, the backward's all-gathers and
-            # reduce-scatters (and hybrid sharding's replica all-reduce) behind the backward
-            fwd_flops, bwd_flops, _ = dualpipe_chunk_flops(q)
-            dp_exposed = zero3_dp_exposed(
-                T_dp, q.ref("communication.dp_forward_seconds"), T_comp, fwd_flops / (fwd_flops + bwd_flops)
-            )
-            dp_src = ZERO3_OVERLAP
-        else:
-            # gradient reduction hides behind the backward pass (⅔ of the compute)
-            dp_exposed = sympy.Max(0, T_dp - sympy.Rational(2, 3) * T_comp)
-            dp_src = "overlap model in llmplan.formulas.time: gradient reduction behind the backward pass"
-        T_dpx = q.define("communication.dp_exposed_seconds", "T_dpx", dp_exposed, "s",
-                         "data-parallel traffic not hidden behind compute", dp_src)
         # context-parallel K/V passes overlap the attention of the previous block (⅓ of the compute)
         T_cpx = q.define("communication.cp_exposed_seconds", "T_cpx", sympy.Max(0, T_cp - sympy.Rational(1, 3) * T_comp),
                          "s", "context-parallel traffic not hidden behind compute",
@@ -494,6 +473,30 @@ def define(q: Definitions) -> None:
             tp_x, tp_src = q.ref("communication.tp_seconds"), "overlap model in llmplan.formulas.time: TP on the critical path"
         T_tpx = q.define("communication.tp_exposed_seconds", "T_tpx", tp_x, "s",
                          "tensor-parallel traffic not hidden behind compute (all of it unless tp_comm_overlap)", tp_src)
+        if not plan.parallelism.dp_overlap:
+            # [parallelism] dp_overlap = false (Megatron's overlap_grad_reduce / overlap_param_gather
+            # off, DeepSpeed's overlap_comm off): the reduction starts after the backward pass, the
+            # gathers when their layer needs them — none of it hidden
+            dp_exposed = T_dp
+            dp_src = "[parallelism] dp_overlap = false: no data-parallel traffic hidden"
+        else:
+            # each part behind the pass it runs in (time.dp_exposed); a pass lasts its compute and
+            # the traffic on its critical path (TP, CP, EP and PP exposed), which the
+            # data-parallel streams overlap as well
+            fwd_flops, bwd_flops, _ = dualpipe_chunk_flops(q)
+            keys = ("communication.dp_forward_seconds", "communication.dp_step_grad_seconds",
+                    "communication.dp_step_gather_seconds")
+            # a part this layout does not have is 0 (its definition is), not its symbol, so
+            # dp_exposed_seconds can drop its Max; the per-backward rest likewise
+            T_f, T_g, T_u = (0 if q.items[k].expr == 0 else q.ref(k) for k in keys)
+            rest = q.items["communication.dp_seconds"].expr - sum(q.items[k].expr for k in keys)
+            T_b = 0 if rest == 0 else T_dp - T_f - T_g - T_u
+            dp_exposed = dp_exposed_seconds(
+                T_f, T_b, T_g, T_u, T_comp + T_tpx + T_cpx + overlapped, fwd_flops / (fwd_flops + bwd_flops), m,
+            )
+            dp_src = DP_OVERLAP
+        T_dpx = q.define("communication.dp_exposed_seconds", "T_dpx", dp_exposed, "s",
+                         "data-parallel traffic not hidden behind compute", dp_src)
         exposed = T_tpx + overlapped + T_dpx + T_cpx
         q.define(
             "communication.exposed_seconds_per_step",
@@ -610,24 +613,51 @@ NCCL_SMS = (
 )
 
 
-ZERO3_OVERLAP = (
-    "overlap model in llmplan.formulas.time: ZeRO-3 / FSDP prefetch each layer's gathers behind the "
-    "compute of the same pass (FSDP forward_prefetch / backward_prefetch, DeepSpeed's prefetch bucket)"
+DP_OVERLAP = (
+    "overlap model in llmplan.formulas.time: each data-parallel collective behind the pass it runs in — "
+    "ZeRO-3 / FSDP prefetch each layer's gathers behind the compute of the same pass (FSDP forward_prefetch / "
+    "backward_prefetch, DeepSpeed's prefetch bucket); accumulated gradients are reduced only in the last "
+    "micro-batch's backward (torch DistributedDataParallel.no_sync; Megatron-Core's schedules.py runs every "
+    "micro-batch but the last under no_sync_func); Megatron's overlap_param_gather gathers the updated parameters "
+    "ahead of the next step's first forward"
 )
 
 
-@_formula("zero3_dp_exposed", ZERO3_OVERLAP)
-def zero3_dp_exposed(T_dp, T_dpf, T_comp, f_fwd) -> sympy.Expr:
-    """ZeRO-3's data-parallel traffic left exposed: each pass's traffic beyond that pass's compute.
+@_formula("dp_exposed", DP_OVERLAP)
+def dp_exposed_seconds(T_fwd, T_bwd, T_grad, T_gather, T_pass, f_fwd, m) -> sympy.Expr:
+    """Data-parallel traffic left exposed: each part's time beyond the pass it overlaps.
 
-    The forward all-gathers (``T_dpf``, ``communication.dp_forward_seconds``) hide behind the
-    forward pass, ``f_fwd`` of the step's compute (its FLOP share, recomputation counted in the
-    backward: F ÷ (F + B) as :func:`dualpipe_chunk_flops` splits them); the rest — the
-    backward's all-gathers, the gradient reduce-scatters, hybrid sharding's replica
-    all-reduce — behind the backward pass. Approximation: each pass's compute is taken to run
-    at the step's average rate.
+    A step of ``m`` micro-batches spends ``T_pass`` on its critical path — the compute and
+    the tensor-, context-, expert- and pipeline-parallel traffic left exposed, which the
+    data-parallel streams overlap too — ``f_fwd`` of it in forward passes (the forward's
+    FLOP share, recomputation counted in the backward: F ÷ (F + B) as
+    :func:`dualpipe_chunk_flops` splits them), so one micro-batch's forward lasts
+    ``f_fwd·T_pass/m`` and its backward ``(1 − f_fwd)·T_pass/m``. The traffic:
+
+    - ``T_fwd`` (``communication.dp_forward_seconds``): ZeRO-3's and FSDP's parameter
+      all-gathers, ``T_fwd/m`` ahead of every micro-batch's forward;
+    - ``T_bwd``: what every micro-batch's backward sends (ZeRO-3's re-gathers and
+      reduce-scatters, ZeRO-2's reduce-scatter, FSDP's replica all-reduce), ``T_bwd/m`` each;
+    - ``T_grad`` (``communication.dp_step_grad_seconds``): gradients accumulated over the step,
+      reduced during the last micro-batch's backward only (DDP's ``no_sync``, Megatron-Core);
+    - ``T_gather`` (``communication.dp_step_gather_seconds``): the updated parameters (ZeRO-1/2),
+      gathered during the next step's first forward (Megatron's ``overlap_param_gather``).
+
+    Each micro-batch's pass hides what it carries; the first forward and the last backward
+    carry the once-per-step parts as well. Approximations: every pass runs at the step's
+    average rate, and the pipeline bubble hides nothing.
     """
-    return sympy.Max(0, T_dpf - f_fwd * T_comp) + sympy.Max(0, (T_dp - T_dpf) - (1 - f_fwd) * T_comp)
+    def passes(every, once, window):
+        # (m − 1) passes carrying every/m each, and one carrying every/m + once; where a part
+        # is absent (0 in the plan's structure) the sum is one Max — the same number, a
+        # smaller expression for lambdify
+        if once == 0:
+            return 0 if every == 0 else sympy.Max(0, every - m * window)
+        if every == 0:
+            return sympy.Max(0, once - window)
+        return (m - 1) * sympy.Max(0, every / m - window) + sympy.Max(0, every / m + once - window)
+
+    return passes(T_fwd, T_gather, f_fwd * T_pass / m) + passes(T_bwd, T_grad, (1 - f_fwd) * T_pass / m)
 
 
 @_formula("comm_contention", NCCL_SMS)
