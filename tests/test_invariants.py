@@ -234,3 +234,13 @@ def test_faster_hardware_never_lengthens_the_step(plan, gpu, links):
     before = estimate(plan).value("time.step_seconds")
     after = estimate(_faster(plan, gpu, links)).value("time.step_seconds")
     assert after <= before * (1 + 1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(plan=overlapped_plans())
+def test_twice_the_batch_never_costs_more_per_token(plan):
+    # the same layout with twice the micro-batches per step: the bubble, the optimizer step
+    # and the once-per-step traffic spread over more tokens, every per-micro-batch cost
+    # repeats — a step of twice the batch never takes more than twice as long
+    big = attrs.evolve(plan, method=attrs.evolve(plan.method, global_batch=plan.method.global_batch * 2))
+    assert estimate(big).value("time.step_seconds") <= 2 * estimate(plan).value("time.step_seconds") * (1 + 1e-12)
