@@ -244,3 +244,37 @@ def test_twice_the_batch_never_costs_more_per_token(plan):
     # repeats — a step of twice the batch never takes more than twice as long
     big = attrs.evolve(plan, method=attrs.evolve(plan.method, global_batch=plan.method.global_batch * 2))
     assert estimate(big).value("time.step_seconds") <= 2 * estimate(plan).value("time.step_seconds") * (1 + 1e-12)
+
+
+def _fuzz_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_plans.py"
+    spec = importlib.util.spec_from_file_location("fuzz_plans", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_plan_fuzzer_runs_clean_on_a_few_plans(capsys):
+    # benchmarks/fuzz_plans.py: random catalog plans, the invariants above on real shapes
+    fuzz = _fuzz_module()
+    assert fuzz.main(["--plans", "12", "--seed", "1"]) == 0
+    assert fuzz.main(["--plans", "8", "--seed", "1", "--serve"]) == 0
+    out = capsys.readouterr().out
+    assert "0 kinds of finding" in out and "plans checked" in out
+
+
+def test_the_plan_fuzzer_reports_a_faster_gpu_that_lengthens_the_step():
+    # the check is not vacuous: a "faster" GPU with half the memory bandwidth and peaks
+    # is slower, and check() says so
+    fuzz = _fuzz_module()
+    plan = make_plan()
+    slower = fuzz.faster_gpu(plan, 0.5)
+    assert estimate(slower).value("time.step_seconds") > estimate(plan).value("time.step_seconds")
+    fuzz.faster_gpu, original = (lambda p, k=2.0: slower), fuzz.faster_gpu
+    try:
+        assert any(p.startswith("a faster GPU lengthens time.step_seconds") for p in fuzz.check(plan, serve=False))
+    finally:
+        fuzz.faster_gpu = original
