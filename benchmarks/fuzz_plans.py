@@ -117,14 +117,14 @@ def check(plan: Plan, serve: bool) -> list[str]:
     for label, other in (("a faster GPU", faster_gpu(plan)), ("faster links", faster_links(plan))):
         e2 = estimate(other)
         found += [f"{label} lengthens {k}: {est.value(k):.6g} → {e2.value(k):.6g} s"
-                  for k in keys if e2.value(k) > est.value(k) * (1 + 1e-9)]
+                  for k in keys if e2.value(k) > est.value(k) * (1 + 1e-12)]
     if serve:
         big = attrs.evolve(plan, method=attrs.evolve(plan.method, batch=plan.method.batch * 2))
-        if estimate(big).value("time.decode_step_seconds") > 2 * est.value("time.decode_step_seconds") * (1 + 1e-9):
+        if estimate(big).value("time.decode_step_seconds") > 2 * est.value("time.decode_step_seconds") * (1 + 1e-12):
             found.append("twice the batch lowers decode throughput")
         return found
     big = attrs.evolve(plan, method=attrs.evolve(plan.method, global_batch=plan.method.global_batch * 2))
-    if estimate(big).value("time.step_seconds") > 2 * est.value("time.step_seconds") * (1 + 1e-9):
+    if estimate(big).value("time.step_seconds") > 2 * est.value("time.step_seconds") * (1 + 1e-12):
         found.append("twice the global batch costs more per token")
     row = sweep(plan, tp=[plan.parallelism.tp]).rows([0])[0]
     for key in SWEEP_KEYS:

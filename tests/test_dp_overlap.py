@@ -129,3 +129,21 @@ def test_zero2_reduce_scatters_every_micro_batch_behind_its_backward():
     per_micro = (T_dp - T_u) / accum
     expected = accum * max(0.0, per_micro - (1 - f) * T_comp / accum) + max(0.0, T_u - f * T_comp / accum)
     assert _v(est, "communication.dp_exposed_seconds") == pytest.approx(expected, rel=1e-9)
+
+
+def test_fsdp_shard_grad_op_gathers_ahead_of_every_forward():
+    # FSDP SHARD_GRAD_OP all-gathers the parameters before every micro-batch's forward and
+    # reduce-scatters the gradients in every backward: with bf16 weights and gradients the two
+    # move the same bytes, half of T_dp each, and each hides behind its own pass
+    import attrs
+
+    accum = 4
+    plan = _slow(_plan(zero=2, accum=accum), 5e9)
+    plan = attrs.evolve(plan, parallelism=attrs.evolve(plan.parallelism, sharding="fsdp"))
+    est = llmplan.estimate(plan)
+    T_dp, T_comp, f = _v(est, "communication.dp_seconds"), _v(est, "time.compute_seconds"), _forward_share(est)
+    assert _v(est, "communication.dp_forward_seconds") == pytest.approx(T_dp / 2, rel=1e-12)
+    assert _v(est, "communication.dp_step_grad_seconds") == _v(est, "communication.dp_step_gather_seconds") == 0
+    expected = max(0.0, T_dp / 2 - f * T_comp) + max(0.0, T_dp / 2 - (1 - f) * T_comp)
+    assert expected > 0
+    assert _v(est, "communication.dp_exposed_seconds") == pytest.approx(expected, rel=1e-9)
